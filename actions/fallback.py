@@ -1,0 +1,50 @@
+"""Low-confidence and unusable messages: ask once to rephrase, then offer the phone line."""
+
+from __future__ import annotations
+
+from typing import Any, Dict, List, Text
+
+from rasa_sdk import Action, Tracker
+from rasa_sdk.events import EventType, UserUttered
+from rasa_sdk.executor import CollectingDispatcher
+
+FALLBACK_INTENT = "nlu_fallback"
+GUARD_REASON_KEY = "guard_reason"  # set by nlu_components.message_guard
+
+RESPONSE_FOR_GUARD_REASON = {
+    "empty": "utter_empty_message",
+    "too_long": "utter_message_too_long",
+}
+
+
+def consecutive_fallbacks(tracker: Tracker) -> int:
+    """How many of the latest user messages in a row were not understood."""
+    count = 0
+    for event in reversed(tracker.events):
+        if event.get("event") != UserUttered.type_name:
+            continue
+        intent = (event.get("parse_data") or {}).get("intent") or {}
+        if intent.get("name") != FALLBACK_INTENT:
+            break
+        count += 1
+    return count
+
+
+class ActionHandleFallback(Action):
+    def name(self) -> Text:
+        return "action_handle_fallback"
+
+    async def run(
+        self,
+        dispatcher: CollectingDispatcher,
+        tracker: Tracker,
+        domain: Dict[Text, Any],
+    ) -> List[EventType]:
+        reason = tracker.latest_message.get(GUARD_REASON_KEY)
+        if reason in RESPONSE_FOR_GUARD_REASON:
+            dispatcher.utter_message(response=RESPONSE_FOR_GUARD_REASON[reason])
+        elif consecutive_fallbacks(tracker) >= 2:
+            dispatcher.utter_message(response="utter_offer_phone_line")
+        else:
+            dispatcher.utter_message(response="utter_ask_rephrase")
+        return []

@@ -1,0 +1,44 @@
+"""Starts each conversation: clinic details into slots and the one-line medical disclaimer."""
+
+from __future__ import annotations
+
+from typing import Any, Dict, List, Text
+
+from rasa_sdk import Action, Tracker
+from rasa_sdk.events import ActionExecuted, EventType, SessionStarted, SlotSet
+from rasa_sdk.executor import CollectingDispatcher
+
+from clinic.settings import load_clinic_settings
+
+
+def clinic_slot_events() -> List[EventType]:
+    """Slot events that let responses say the clinic's details without copying them."""
+    clinic = load_clinic_settings()
+    return [
+        SlotSet("clinic_name", clinic.name),
+        SlotSet("clinic_phone", clinic.phone),
+        SlotSet("clinic_hours_sentence", clinic.hours_sentence),
+        SlotSet("clinic_address_sentence", clinic.address_sentence),
+    ]
+
+
+class ActionSessionStart(Action):
+    def name(self) -> Text:
+        return "action_session_start"
+
+    async def run(
+        self,
+        dispatcher: CollectingDispatcher,
+        tracker: Tracker,
+        domain: Dict[Text, Any],
+    ) -> List[EventType]:
+        # The slots below are not set yet when this message is rendered, so the clinic's
+        # name is passed in directly.
+        dispatcher.utter_message(
+            response="utter_disclaimer", clinic_name=load_clinic_settings().name
+        )
+        return [
+            SessionStarted(),
+            *clinic_slot_events(),
+            ActionExecuted("action_listen"),
+        ]

@@ -1,0 +1,119 @@
+"""Tables of the appointment store: requests from patients and SMS opt-outs."""
+
+from __future__ import annotations
+
+from datetime import datetime, timezone
+
+from sqlalchemy import (
+    JSON,
+    Boolean,
+    Column,
+    Date,
+    DateTime,
+    Integer,
+    MetaData,
+    String,
+    Text,
+)
+from sqlalchemy.orm import declarative_base
+from sqlalchemy.types import TypeDecorator
+
+# Fixed constraint names, so migrations name them the same on SQLite and PostgreSQL.
+NAMING_CONVENTION = {
+    "ix": "ix_%(table_name)s_%(column_0_N_name)s",
+    "uq": "uq_%(table_name)s_%(column_0_N_name)s",
+    "ck": "ck_%(table_name)s_%(constraint_name)s",
+    "fk": "fk_%(table_name)s_%(column_0_N_name)s_%(referred_table_name)s",
+    "pk": "pk_%(table_name)s",
+}
+
+Base = declarative_base(metadata=MetaData(naming_convention=NAMING_CONVENTION))
+
+
+def utc_now() -> datetime:
+    return datetime.now(timezone.utc)
+
+
+class UtcDateTime(TypeDecorator):
+    """A timestamp that always comes back as an aware UTC datetime.
+
+    SQLite keeps no offset, so without this it would return naive values and PostgreSQL aware ones.
+    """
+
+    impl = DateTime(timezone=True)
+    cache_ok = True
+
+    def process_bind_param(self, value: datetime | None, dialect) -> datetime | None:
+        if value is None:
+            return None
+        if value.tzinfo is None:
+            raise ValueError("naive datetime; pass an aware one, e.g. datetime.now(timezone.utc)")
+        value = value.astimezone(timezone.utc)
+        return value.replace(tzinfo=None) if dialect.name == "sqlite" else value
+
+    def process_result_value(self, value: datetime | None, dialect) -> datetime | None:
+        if value is None:
+            return None
+        if value.tzinfo is None:
+            return value.replace(tzinfo=timezone.utc)
+        return value.astimezone(timezone.utc)
+
+
+class AppointmentRequest(Base):
+    """One confirmed request for an appointment, waiting for staff to call the patient back."""
+
+    __tablename__ = "appointment_requests"
+
+    id = Column(Integer, primary_key=True)
+    reference = Column(String(16), nullable=False, unique=True)
+    # A retried confirmation carries the same key, so it finds its row instead of adding one.
+    idempotency_key = Column(String(128), nullable=False, unique=True)
+    conversation_id = Column(String(255), nullable=False, index=True)
+    channel = Column(String(16), nullable=False)
+    status = Column(String(16), nullable=False, default="new", index=True)
+    created_at = Column(UtcDateTime(), nullable=False, default=utc_now, index=True)
+
+    full_name = Column(String(200), nullable=False)
+    date_of_birth = Column(Date, nullable=False)
+    date_of_birth_raw = Column(String(200), nullable=False)
+    phone_e164 = Column(String(20), nullable=False)
+    phone_raw = Column(String(200), nullable=False)
+    email = Column(String(320), nullable=True)
+    email_raw = Column(String(400), nullable=True)
+
+    last_period_start = Column(Date, nullable=True)
+    last_period_raw = Column(String(200), nullable=False, default="")
+    last_period_not_applicable = Column(Boolean, nullable=False, default=False)
+    suggested_window_start = Column(Date, nullable=True)
+    suggested_window_end = Column(Date, nullable=True)
+    preferred_times_raw = Column(Text, nullable=False, default="")
+    # ISO dates ("2024-05-17"), as JSON so that SQLite and PostgreSQL store them alike.
+    preferred_dates = Column(JSON, nullable=False, default=list)
+
+    possibly_pregnant = Column(String(8), nullable=False)
+    contrast_allergy = Column(String(8), nullable=False)
+    pelvic_infection = Column(String(8), nullable=False)
+    # Stored, not computed, so staff can list the requests to review first with an index.
+    needs_attention = Column(Boolean, nullable=False, default=False, index=True)
+
+    referring_doctor = Column(String(200), nullable=True)
+    contact_method = Column(String(16), nullable=False)
+
+    def __repr__(self) -> str:
+        # Only identifiers: reprs end up in logs and tracebacks.
+        return (
+            f"<AppointmentRequest id={self.id} reference={self.reference!r} status={self.status!r}>"
+        )
+
+
+class SmsOptOut(Base):
+    """A phone number's latest STOP (opted_out) or START (not opted_out) by SMS."""
+
+    __tablename__ = "sms_opt_outs"
+
+    phone_e164 = Column(String(20), primary_key=True)
+    opted_out_at = Column(UtcDateTime(), nullable=False, default=utc_now)
+    opted_out = Column(Boolean, nullable=False, default=True)
+
+    def __repr__(self) -> str:
+        return f"<SmsOptOut opted_out={self.opted_out!r}>"

@@ -1,0 +1,1 @@
+"""Clinic details shared by the assistant, the channels and the web app."""

@@ -1,0 +1,1 @@
+"""Custom components of the assistant's NLU pipeline."""

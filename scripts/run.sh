@@ -1,0 +1,31 @@
+#!/usr/bin/env bash
+# Runs the action server and the Rasa server (and the web app, once it exists) in the
+# foreground; Ctrl-C stops them all. `run.sh shell` chats in the terminal instead.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+mkdir -p var && chmod 700 var
+
+ACTION_SERVER_PORT="${ACTION_SERVER_PORT:-5055}"
+RASA_PORT="${RASA_PORT:-5005}"
+WEB_PORT="${WEB_PORT:-8000}"
+WEB_ORIGIN="${WEB_ORIGIN:-http://localhost:${WEB_PORT}}"
+MODEL="models/hsg-assistant.tar.gz"
+
+trap 'trap - INT TERM EXIT; kill 0 2>/dev/null; wait' INT TERM EXIT
+
+.venv/bin/rasa run actions --actions actions --port "$ACTION_SERVER_PORT" &
+
+if [ "${1:-}" = "shell" ]; then
+  .venv/bin/rasa shell --model "$MODEL" --endpoints endpoints.yml
+  exit 0
+fi
+
+.venv/bin/rasa run --model "$MODEL" --port "$RASA_PORT" \
+  --endpoints endpoints.yml --credentials credentials.yml --cors "$WEB_ORIGIN" &
+
+if [ -f web/app.py ]; then
+  .venv/bin/python -m web.app --port "$WEB_PORT" &
+fi
+
+echo "Rasa REST channel: http://localhost:${RASA_PORT}/webhooks/rest/webhook  (Ctrl-C stops everything)"
+wait -n
