@@ -37,13 +37,13 @@ migrate: $(VENV)/.installed ## Apply the database migrations (DATABASE_URL, defa
 train: $(MODEL) ## Train the model if data, domain or config changed
 
 $(MODEL): $(VENV)/.installed $(TRAINING_INPUTS)
-	$(RASA) train --fixed-model-name hsg-assistant --out models
+	$(RASA) train --domain domain --fixed-model-name hsg-assistant --out models
 
 shell: setup $(MODEL) ## Chat in the terminal (starts the action server in the background)
 	scripts/run.sh shell
 
 validate: $(VENV)/.installed ## Check domain, rules, stories and NLU data for conflicts
-	$(RASA) data validate --fail-on-warnings
+	$(RASA) data validate --domain domain --fail-on-warnings
 
 test-stories: $(MODEL) ## Story tests: every predicted action must match
 	$(RASA) test core --model $(MODEL) --stories tests --fail-on-prediction-errors --out results/core

@@ -21,7 +21,7 @@ class ActionAnswerQuestion(Action):
         tracker: Tracker,
         domain: Dict[Text, Any],
     ) -> List[EventType]:
-        topic = tracker.get_intent_of_latest_message()
+        topic = (tracker.latest_message.get("intent") or {}).get("name")
         response = f"utter_{topic}"
         if response in domain.get("responses", {}):
             dispatcher.utter_message(response=response)

@@ -5,7 +5,7 @@ from __future__ import annotations
 from typing import Any, Dict, List, Text
 
 from rasa_sdk import Action, Tracker
-from rasa_sdk.events import EventType, UserUttered
+from rasa_sdk.events import EventType
 from rasa_sdk.executor import CollectingDispatcher
 
 FALLBACK_INTENT = "nlu_fallback"
@@ -21,7 +21,7 @@ def consecutive_fallbacks(tracker: Tracker) -> int:
     """How many of the latest user messages in a row were not understood."""
     count = 0
     for event in reversed(tracker.events):
-        if event.get("event") != UserUttered.type_name:
+        if event.get("event") != "user":
             continue
         intent = (event.get("parse_data") or {}).get("intent") or {}
         if intent.get("name") != FALLBACK_INTENT:

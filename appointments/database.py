@@ -75,13 +75,15 @@ def _on_sqlite_connect(dbapi_connection, connection_record) -> None:
 def _create_engine(url_text: str) -> Engine:
     url = make_url(url_text)
     backend = url.get_backend_name()
+    # Statement parameters are patient details: keep them out of SQL logs and error messages.
+    common_options = {"future": True, "hide_parameters": True}
     if backend == "sqlite":
         sqlite_file = _sqlite_file(url)
         if sqlite_file is not None:
             _create_private_file(sqlite_file)
         engine = create_engine(
             url,
-            future=True,
+            **common_options,
             # Sessions are short and never shared, but the actions run in worker threads.
             connect_args={"check_same_thread": False},
         )
@@ -96,8 +98,8 @@ def _create_engine(url_text: str) -> Engine:
         if url.get_driver_name() == "psycopg2":
             # Fail fast with an OperationalError instead of hanging on an unreachable host.
             connect_args["connect_timeout"] = POSTGRES_CONNECT_TIMEOUT_SECONDS
-        return create_engine(url, future=True, pool_pre_ping=True, connect_args=connect_args)
-    return create_engine(url, future=True)
+        return create_engine(url, **common_options, pool_pre_ping=True, connect_args=connect_args)
+    return create_engine(url, **common_options)
 
 
 def get_engine(url: str | None = None) -> Engine:
@@ -111,6 +113,15 @@ def get_engine(url: str | None = None) -> Engine:
             # Keep loaded rows usable after the session closes: callers get plain values back.
             _session_factories[url_text] = sessionmaker(engine, future=True, expire_on_commit=False)
         return engine
+
+
+def dispose_engines() -> None:
+    """Closes and forgets every cached engine: for tests, and in a worker process after fork."""
+    with _engines_lock:
+        for engine in _engines.values():
+            engine.dispose()
+        _engines.clear()
+        _session_factories.clear()
 
 
 @contextmanager

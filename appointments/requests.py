@@ -52,6 +52,16 @@ class AppointmentRequestDetails:
     referring_doctor: str | None = None
 
     def __post_init__(self) -> None:
+        # Checked here rather than left to NOT NULL: PostgreSQL's error would quote the whole
+        # row, patient details included, into logs.
+        for name in ("full_name", "date_of_birth_raw", "phone_e164", "phone_raw"):
+            value = getattr(self, name)
+            if not isinstance(value, str) or not value.strip():
+                raise ValueError(f"{name} must be a non-empty string")
+        if not isinstance(self.date_of_birth, date):
+            raise ValueError("date_of_birth must be a date")
+        if not all(isinstance(preferred, date) for preferred in self.preferred_dates):
+            raise ValueError("preferred_dates must be dates")
         # A misspelt answer ("Yes") would silently skip the attention flag, so refuse it.
         for name in ("possibly_pregnant", "contrast_allergy", "pelvic_infection"):
             if getattr(self, name) not in SCREENING_ANSWERS:

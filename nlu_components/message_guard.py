@@ -35,7 +35,7 @@ WARNING_SIGN_PATTERN = re.compile(
     r"""
     \bfever | \bfeverish | \bchills\b | \bhigh\ temp | \btemperature\ of\ (?:3[89]|10[0-4])
     | \b(?:foul|bad|awful|terrible|horrible|strong|fishy|rotten)[\s-]*(?:smell|smelling|odou?r)
-    | \bsmells?\ (?:bad|foul|awful|terrible|rotten|fishy|off)\b | \bstinks?\b
+    | \bsmell(?:s|ing)?\ (?:really\ |so\ |very\ )?(?:bad|foul|awful|terrible|rotten|fishy|off)\b | \bstinks?\b
     | \b(?:green|greenish|yellow|yellowish)\ discharge
     | \bheavy\ bleeding | \bbleeding\ (?:heavily|a\ lot|really\ heavy)
     | \bsoak(?:ing|ed|s)?\ (?:through\ )?(?:a\ |my\ |one\ )?pads?

@@ -1,0 +1,36 @@
+"""The trained model honours the topic contract and meets its held-out accuracy targets."""
+
+from __future__ import annotations
+
+import asyncio
+from pathlib import Path
+
+import pytest
+import yaml
+
+from scripts.evaluate_nlu import held_out_questions, predict, score
+from tests.conftest import MODEL
+
+TOPICS = Path(__file__).resolve().parents[3] / "shared" / "topics.yml"
+
+
+@pytest.fixture(scope="module")
+def held_out_score() -> dict:
+    questions = held_out_questions()
+    return score(questions, asyncio.run(predict(MODEL, [q.text for q in questions])))
+
+
+def test_every_contract_topic_is_an_intent_of_the_trained_model() -> None:
+    from rasa.core.agent import Agent
+
+    topics = yaml.safe_load(TOPICS.read_text())
+    keys = set(topics["faq"]) | set(topics["dialogue"])
+    assert keys <= set(Agent.load(str(MODEL)).domain.intents)
+
+
+def test_held_out_accuracy_is_at_least_95_percent(held_out_score: dict) -> None:
+    assert held_out_score["accuracy"] >= 0.95, held_out_score["errors"]
+
+
+def test_every_held_out_warning_sign_is_recognised(held_out_score: dict) -> None:
+    assert held_out_score["warning_signs_recall"] == 1.0, held_out_score["errors"]
