@@ -43,7 +43,7 @@ shell: setup $(MODEL) ## Chat in the terminal (starts the action server in the b
 	scripts/run.sh shell
 
 validate: $(VENV)/.installed ## Check domain, rules, stories and NLU data for conflicts
-	$(RASA) data validate --domain domain --fail-on-warnings
+	$(PYTHON) -m scripts.validate_data
 
 test-stories: $(MODEL) ## Story tests: every predicted action must match
 	$(RASA) test core --model $(MODEL) --stories tests --fail-on-prediction-errors --out results/core

@@ -14,8 +14,11 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
 
+from alembic import command
+from alembic.config import Config
 from sqlalchemy import create_engine, event
 from sqlalchemy.engine import URL, Engine, make_url
+from sqlalchemy.exc import OperationalError
 from sqlalchemy.orm import Session, sessionmaker
 
 logger = logging.getLogger(__name__)
@@ -66,8 +69,8 @@ def _on_sqlite_connect(dbapi_connection, connection_record) -> None:
         cursor.execute(f"PRAGMA busy_timeout = {SQLITE_BUSY_TIMEOUT_SECONDS * 1000}")
         # WAL lets readers (the web app) carry on while the action server writes.
         cursor.execute("PRAGMA journal_mode = WAL")
+        # In WAL mode NORMAL still survives application crashes, and writes are much faster.
         cursor.execute("PRAGMA synchronous = NORMAL")
-        cursor.execute("PRAGMA foreign_keys = ON")
     finally:
         cursor.close()
 
@@ -102,17 +105,20 @@ def _create_engine(url_text: str) -> Engine:
     return create_engine(url, **common_options)
 
 
-def get_engine(url: str | None = None) -> Engine:
-    """The engine for ``url`` (default: ``database_url()``), created once per URL."""
+def _engine_and_session_factory(url: str | None) -> tuple[Engine, sessionmaker]:
     url_text = _normalized_url(url or database_url())
     with _engines_lock:
-        engine = _engines.get(url_text)
-        if engine is None:
+        if url_text not in _engines:
             engine = _create_engine(url_text)
             _engines[url_text] = engine
             # Keep loaded rows usable after the session closes: callers get plain values back.
             _session_factories[url_text] = sessionmaker(engine, future=True, expire_on_commit=False)
-        return engine
+        return _engines[url_text], _session_factories[url_text]
+
+
+def get_engine(url: str | None = None) -> Engine:
+    """The engine for ``url`` (default: ``database_url()``), created once per URL."""
+    return _engine_and_session_factory(url)[0]
 
 
 def dispose_engines() -> None:
@@ -127,17 +133,13 @@ def dispose_engines() -> None:
 @contextmanager
 def session_scope(url: str | None = None) -> Iterator[Session]:
     """A session that commits when the block succeeds and rolls back when it raises."""
-    get_engine(url)
-    session_factory = _session_factories[_normalized_url(url or database_url())]
+    _, session_factory = _engine_and_session_factory(url)
     with session_factory() as session, session.begin():
         yield session
 
 
 def migrate(url: str | None = None) -> None:
     """Brings the database schema up to date (``alembic upgrade head``); safe to repeat."""
-    from alembic import command
-    from alembic.config import Config
-
     url_text = _normalized_url(url or database_url())
     config = Config(str(ALEMBIC_INI))
     # ConfigParser interpolates "%", which URL-encoded passwords and options contain.
@@ -158,7 +160,14 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("command", choices=["migrate"])
     parser.parse_args(argv)
     logging.basicConfig(level=logging.INFO, format="%(levelname)s %(name)s: %(message)s")
-    migrate()
+    # One line per plugin at start-up says nothing useful to someone running `make`.
+    logging.getLogger("alembic.runtime.plugins").setLevel(logging.WARNING)
+    try:
+        migrate()
+    except OperationalError as error:
+        # The driver's message names host and port but never the password.
+        logger.error("Could not reach the database to migrate it: %s", error.orig)
+        return 1
     return 0
 
 

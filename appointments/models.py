@@ -1,4 +1,4 @@
-"""Tables of the appointment store: requests from patients and SMS opt-outs."""
+"""Tables of the appointment store: patients' requests, SMS opt-outs and the staff area's records."""
 
 from __future__ import annotations
 
@@ -10,6 +10,7 @@ from sqlalchemy import (
     Column,
     Date,
     DateTime,
+    ForeignKey,
     Integer,
     MetaData,
     String,
@@ -117,3 +118,68 @@ class SmsOptOut(Base):
 
     def __repr__(self) -> str:
         return f"<SmsOptOut opted_out={self.opted_out!r}>"
+
+
+class StaffUser(Base):
+    """A clinic staff account for the staff area; created with `make staff-user`."""
+
+    __tablename__ = "staff_users"
+
+    id = Column(Integer, primary_key=True)
+    username = Column(String(64), nullable=False, unique=True)
+    password_hash = Column(String(255), nullable=False)
+    role = Column(String(16), nullable=False, default="staff")
+    active = Column(Boolean, nullable=False, default=True)
+    created_at = Column(UtcDateTime(), nullable=False, default=utc_now)
+    password_changed_at = Column(UtcDateTime(), nullable=False, default=utc_now)
+    last_login_at = Column(UtcDateTime(), nullable=True)
+    # Kept in the database, not the session, so a lockout holds across web workers.
+    failed_login_count = Column(Integer, nullable=False, default=0)
+    locked_until = Column(UtcDateTime(), nullable=True)
+    # Part of every login session's identity: replacing it signs out all of the user's sessions.
+    session_token = Column(String(64), nullable=False)
+
+    def __repr__(self) -> str:
+        return f"<StaffUser id={self.id} username={self.username!r} role={self.role!r}>"
+
+
+class RequestStatusChange(Base):
+    """One step of a request through the staff workflow, with who made it and why."""
+
+    __tablename__ = "request_status_changes"
+
+    id = Column(Integer, primary_key=True)
+    request_id = Column(Integer, ForeignKey("appointment_requests.id"), nullable=False, index=True)
+    from_status = Column(String(16), nullable=False)
+    to_status = Column(String(16), nullable=False)
+    note = Column(Text, nullable=False, default="")
+    # A name rather than a foreign key: the history must outlive a removed account.
+    staff_username = Column(String(64), nullable=False)
+    changed_at = Column(UtcDateTime(), nullable=False, default=utc_now)
+
+    def __repr__(self) -> str:
+        return (
+            f"<RequestStatusChange id={self.id} request_id={self.request_id} "
+            f"{self.from_status!r}->{self.to_status!r}>"
+        )
+
+
+class StaffAuditEvent(Base):
+    """Who did what in the staff area, and to which request: views, changes, exports, logins."""
+
+    __tablename__ = "staff_audit_events"
+
+    id = Column(Integer, primary_key=True)
+    occurred_at = Column(UtcDateTime(), nullable=False, default=utc_now, index=True)
+    # Empty for a failed login with an unknown name: that name may be a mistyped password.
+    staff_username = Column(String(64), nullable=True, index=True)
+    action = Column(String(32), nullable=False, index=True)
+    request_reference = Column(String(16), nullable=True, index=True)
+    # Never patient details: statuses, counts and reasons only.
+    detail = Column(String(200), nullable=False, default="")
+
+    def __repr__(self) -> str:
+        return (
+            f"<StaffAuditEvent id={self.id} action={self.action!r} "
+            f"reference={self.request_reference!r}>"
+        )

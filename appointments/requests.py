@@ -98,8 +98,6 @@ def _new_row(
         idempotency_key=idempotency_key,
         conversation_id=conversation_id,
         channel=channel,
-        status="new",
-        created_at=utc_now(),
         full_name=details.full_name,
         date_of_birth=details.date_of_birth,
         date_of_birth_raw=details.date_of_birth_raw,
@@ -183,11 +181,10 @@ def save_appointment_request(
                 session.flush()
                 row_id = row.id
         except IntegrityError:
-            # Either a concurrent call with the same key stored its row first (the loop then
+            # Either a concurrent call with the same key stored its row first (the next pass
             # returns that row's reference), or the new reference was taken (draw another).
-            if _reference_for_key(idempotency_key, url) is not None or _reference_taken(
-                reference, url
-            ):
+            lost_race = _reference_for_key(idempotency_key, url) is not None
+            if lost_race or _reference_taken(reference, url):
                 continue
             raise
         # The conversation id is left out: on SMS it is the patient's phone number.

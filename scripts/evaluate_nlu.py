@@ -32,10 +32,10 @@ class LabelledQuestion:
 def held_out_questions(directory: Path = HELD_OUT_DIR) -> list[LabelledQuestion]:
     from rasa.shared.nlu.training_data.loading import load_data
 
-    data = load_data(str(directory))
     return [
         LabelledQuestion(message.get("text"), message.get("intent"))
-        for message in data.intent_examples
+        for path in sorted(directory.glob("*.yml"))
+        for message in load_data(str(path)).intent_examples
     ]
 
 

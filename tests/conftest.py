@@ -66,6 +66,12 @@ class Assistant:
         return "\n".join(message.get("text", "") for message in self.send(text, sender))
 
 
+# The web app's origin, the only one Rasa allows (CORS): a free port, so `make run` never clashes.
+WEB_TEST_ORIGIN = f"http://localhost:{free_port()}"
+# The SMS channel refuses every post without a token; tests sign their posts with this one.
+TEST_TWILIO_AUTH_TOKEN = "test-twilio-auth-token"
+
+
 def new_sender() -> str:
     return f"test-{uuid.uuid4().hex[:12]}"
 
@@ -96,7 +102,12 @@ def start_assistant(
         f'tracker_store:\n  type: SQL\n  dialect: "sqlite"\n  db: "{tracker_db}"\n'
     )
     env = base_environment()
-    env.update(DATABASE_URL=database_url, **(extra_env or {}))
+    env.update(
+        DATABASE_URL=database_url,
+        TWILIO_AUTH_TOKEN=TEST_TWILIO_AUTH_TOKEN,
+        WEB_ORIGIN=WEB_TEST_ORIGIN,
+    )
+    env.update(extra_env or {})
     subprocess.run(
         [str(VENV_BIN / "python"), "-m", "appointments.database", "migrate"],
         cwd=REPO_ROOT,
@@ -119,7 +130,7 @@ def start_assistant(
         rasa_server = subprocess.Popen(
             [str(VENV_BIN / "rasa"), "run", "--model", str(MODEL), "--port", str(rasa_port)]
             + ["--endpoints", str(endpoints), "--credentials", str(REPO_ROOT / "credentials.yml")]
-            + ["--cors", "http://localhost:8000"],
+            + ["--cors", env["WEB_ORIGIN"]],
             cwd=REPO_ROOT,
             env=env,
             stdout=rasa_log.open("w"),

@@ -24,7 +24,21 @@ def _url() -> str:
     return config.get_main_option("sqlalchemy.url") or database_url()
 
 
-def _configure(connection: Connection) -> None:
+def _lock_out_concurrent_migrations(connection: Connection) -> None:
+    # The action server, the web app and `make` may all migrate at start-up: the first one to
+    # take the lock migrates, the others wait and then find nothing left to do. Both locks are
+    # held until the migration transaction ends, and the version table is read after them.
+    if connection.dialect.name == "postgresql":
+        connection.execute(
+            text("SELECT pg_advisory_xact_lock(:lock_id)"), {"lock_id": MIGRATION_LOCK_ID}
+        )
+    elif connection.dialect.name == "sqlite":
+        # pysqlite never begins a transaction before DDL, so take SQLite's write lock by hand.
+        connection.exec_driver_sql("BEGIN IMMEDIATE")
+
+
+def _run_migrations(connection: Connection) -> None:
+    _lock_out_concurrent_migrations(connection)
     context.configure(
         connection=connection,
         target_metadata=Base.metadata,
@@ -32,17 +46,8 @@ def _configure(connection: Connection) -> None:
         # SQLite alters tables by copying them; batch mode lets later migrations do that.
         render_as_batch=connection.dialect.name == "sqlite",
     )
-
-
-def _run_migrations(connection: Connection) -> None:
-    _configure(connection)
+    # The connection is already in a transaction, so this commits nothing by itself.
     with context.begin_transaction():
-        if connection.dialect.name == "postgresql":
-            # The action server and the web app may start together; one migrates, the other waits
-            # and then finds nothing left to do. Released when the transaction ends.
-            connection.execute(
-                text("SELECT pg_advisory_xact_lock(:lock_id)"), {"lock_id": MIGRATION_LOCK_ID}
-            )
         context.run_migrations()
 
 
@@ -58,14 +63,13 @@ def run_migrations_offline() -> None:
 
 
 def run_migrations_online() -> None:
-    # migrate() passes its own connection; the alembic CLI does not.
+    # migrate() passes its connection, already in a transaction; the alembic CLI does not.
     connection = config.attributes.get("connection")
     if connection is not None:
         _run_migrations(connection)
         return
-    with get_engine(_url()).connect() as connection:
+    with get_engine(_url()).begin() as connection:
         _run_migrations(connection)
-        connection.commit()
 
 
 if context.is_offline_mode():

@@ -6,7 +6,6 @@ import asyncio
 
 from rasa_sdk.executor import CollectingDispatcher
 
-from actions.answers import ActionAnswerQuestion
 from actions.fallback import ActionHandleFallback, consecutive_fallbacks
 from actions.session import ActionSessionStart
 from tests.actions.trackers import make_tracker, user_event
@@ -38,17 +37,6 @@ def test_known_hours_are_stated_instead_of_the_phone_hint(monkeypatch) -> None:
     _, events = run(ActionSessionStart(), make_tracker())
     slots = {e["name"]: e["value"] for e in events if e["event"] == "slot"}
     assert slots["clinic_hours_sentence"] == "Our opening hours are Monday to Friday, 8am to 5pm."
-
-
-def test_answer_uses_the_response_named_after_the_topic() -> None:
-    messages, _ = run(ActionAnswerQuestion(), make_tracker([user_event("does it hurt", "pain")]))
-    assert [m["response"] for m in messages] == ["utter_pain"]
-
-
-def test_answer_for_a_topic_without_response_asks_to_rephrase() -> None:
-    tracker = make_tracker([user_event("??", "something_unknown")])
-    messages, _ = run(ActionAnswerQuestion(), tracker)
-    assert [m["response"] for m in messages] == ["utter_ask_rephrase"]
 
 
 def test_first_fallback_asks_to_rephrase_then_offers_the_phone_line() -> None:

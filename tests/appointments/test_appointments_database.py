@@ -10,7 +10,9 @@ import sys
 from pathlib import Path
 
 import pytest
+from alembic import command
 from alembic.autogenerate import compare_metadata
+from alembic.config import Config
 from alembic.migration import MigrationContext
 from sqlalchemy import inspect, select, text
 from sqlalchemy.exc import OperationalError
@@ -145,6 +147,33 @@ def test_migrate_command_line(sqlite_url: str) -> None:
         result = _run([sys.executable, "-m", "appointments.database", "migrate"], sqlite_url)
         assert result.returncode == 0, result.stderr
     assert APPOINTMENT_TABLES <= _table_names(sqlite_url)
+
+
+@pytest.mark.timeout(120)
+def test_concurrent_migrations_from_several_processes(empty_database_url: str) -> None:
+    # As when the action server and the web app start together on a new database.
+    migrate_command = [sys.executable, "-m", "appointments.database", "migrate"]
+    env = {**os.environ, "DATABASE_URL": empty_database_url, "PYTHONPATH": str(REPO_ROOT)}
+    processes = [
+        subprocess.Popen(migrate_command, cwd=REPO_ROOT, env=env, stderr=subprocess.PIPE, text=True)
+        for _ in range(4)
+    ]
+    for process in processes:
+        _, stderr = process.communicate(timeout=100)
+        assert process.returncode == 0, stderr
+    assert _schema_version(empty_database_url) == "0001"
+
+
+def test_downgrade_removes_the_tables(database_url: str) -> None:
+    config = Config(str(REPO_ROOT / "alembic.ini"))
+    config.set_main_option("sqlalchemy.url", database_url.replace("%", "%%"))
+    config.attributes["configure_logger"] = False
+
+    command.downgrade(config, "base")
+    assert not APPOINTMENT_TABLES & _table_names(database_url)
+
+    migrate(database_url)
+    assert APPOINTMENT_TABLES <= _table_names(database_url)
 
 
 def test_alembic_command_line_uses_database_url(sqlite_url: str, tmp_path: Path) -> None:

@@ -1,0 +1,206 @@
+"""Staff review of appointment requests: filtered lists, search, and the status workflow."""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass
+from datetime import date, datetime, time, timedelta, timezone, tzinfo
+
+from sqlalchemy import func, or_, select, update
+from sqlalchemy.sql import Select
+
+from appointments import audit
+from appointments.database import session_scope
+from appointments.models import AppointmentRequest, RequestStatusChange, utc_now
+from appointments.paging import Page, paginate
+from appointments.requests import CHANNELS
+
+STATUSES = ("new", "contacted", "scheduled", "completed", "declined", "cancelled")
+STATUS_LABELS = {
+    "new": "New",
+    "contacted": "Contacted",
+    "scheduled": "Scheduled",
+    "completed": "Completed",
+    "declined": "Declined",
+    "cancelled": "Cancelled",
+}
+# Forward along the main path, or out to declined / cancelled from any open status.
+NEXT_STATUSES = {
+    "new": ("contacted", "declined", "cancelled"),
+    "contacted": ("scheduled", "declined", "cancelled"),
+    "scheduled": ("completed", "declined", "cancelled"),
+    "completed": (),
+    "declined": (),
+    "cancelled": (),
+}
+MAX_NOTE_LENGTH = 2000
+MAX_SEARCH_LENGTH = 100
+# Fewer digits than this match far too many phone numbers to be a phone search.
+MIN_PHONE_SEARCH_DIGITS = 3
+REFERENCE_PATTERN = re.compile(r"^HSG-[0-9A-Z]{6}$")
+
+
+@dataclass(frozen=True)
+class RequestFilters:
+    """What the staff list shows. Dates are whole days in ``zone`` (the clinic's), inclusive."""
+
+    status: str | None = None
+    channel: str | None = None
+    created_from: date | None = None
+    created_to: date | None = None
+    needs_attention: bool = False
+    search: str | None = None
+    zone: tzinfo = timezone.utc
+
+    def __post_init__(self) -> None:
+        if self.status is not None and self.status not in STATUSES:
+            raise ValueError(f"status must be one of {STATUSES}")
+        if self.channel is not None and self.channel not in CHANNELS:
+            raise ValueError(f"channel must be one of {sorted(CHANNELS)}")
+
+
+class StatusChangeError(Exception):
+    """The change was not made; the message is safe to show to staff."""
+
+
+class RequestNotFoundError(StatusChangeError):
+    pass
+
+
+class StaleStatusError(StatusChangeError):
+    """Someone else changed the status since the form was shown."""
+
+
+def _start_of_day(day: date, zone: tzinfo) -> datetime:
+    return datetime.combine(day, time.min, tzinfo=zone).astimezone(timezone.utc)
+
+
+def _search_clause(term: str):
+    term = term.strip()[:MAX_SEARCH_LENGTH]
+    clauses = [
+        func.lower(AppointmentRequest.full_name).contains(term.lower(), autoescape=True),
+        AppointmentRequest.reference.contains(term.upper(), autoescape=True),
+    ]
+    digits = re.sub(r"\D", "", term)
+    if len(digits) >= MIN_PHONE_SEARCH_DIGITS:
+        # Stored numbers are E.164 digits, so "(201) 555-0123" finds "+12015550123".
+        clauses.append(AppointmentRequest.phone_e164.contains(digits, autoescape=True))
+    return or_(*clauses)
+
+
+def _filtered(statement: Select, filters: RequestFilters) -> Select:
+    if filters.status:
+        statement = statement.where(AppointmentRequest.status == filters.status)
+    if filters.channel:
+        statement = statement.where(AppointmentRequest.channel == filters.channel)
+    if filters.created_from:
+        statement = statement.where(
+            AppointmentRequest.created_at >= _start_of_day(filters.created_from, filters.zone)
+        )
+    if filters.created_to:
+        end = _start_of_day(filters.created_to + timedelta(days=1), filters.zone)
+        statement = statement.where(AppointmentRequest.created_at < end)
+    if filters.needs_attention:
+        statement = statement.where(AppointmentRequest.needs_attention.is_(True))
+    if filters.search and filters.search.strip():
+        statement = statement.where(_search_clause(filters.search))
+    return statement.order_by(AppointmentRequest.created_at.desc(), AppointmentRequest.id.desc())
+
+
+def list_requests(
+    filters: RequestFilters, page: int = 1, per_page: int = 25, url: str | None = None
+) -> Page[AppointmentRequest]:
+    """Newest first."""
+    with session_scope(url) as session:
+        return paginate(session, _filtered(select(AppointmentRequest), filters), page, per_page)
+
+
+def requests_for_export(
+    filters: RequestFilters, url: str | None = None
+) -> list[AppointmentRequest]:
+    """Every request the filters select (not only one page), newest first."""
+    with session_scope(url) as session:
+        return list(session.execute(_filtered(select(AppointmentRequest), filters)).scalars())
+
+
+def count_new_requests(url: str | None = None) -> int:
+    with session_scope(url) as session:
+        return session.execute(
+            select(func.count())
+            .select_from(AppointmentRequest)
+            .where(AppointmentRequest.status == "new")
+        ).scalar_one()
+
+
+def status_history(request_id: int, url: str | None = None) -> list[RequestStatusChange]:
+    """Oldest first, as the request went through them."""
+    with session_scope(url) as session:
+        return list(
+            session.execute(
+                select(RequestStatusChange)
+                .where(RequestStatusChange.request_id == request_id)
+                .order_by(RequestStatusChange.changed_at, RequestStatusChange.id)
+            ).scalars()
+        )
+
+
+def change_status(
+    reference: str,
+    *,
+    to_status: str,
+    expected_status: str,
+    note: str,
+    staff_username: str,
+    url: str | None = None,
+) -> RequestStatusChange:
+    """Moves a request one step along the workflow, with its history entry and audit event.
+
+    ``expected_status`` is the status the member of staff saw: if it has changed since, nothing
+    is changed and StaleStatusError says so, rather than silently overwriting a colleague's step.
+    """
+    note = note.strip()
+    if len(note) > MAX_NOTE_LENGTH:
+        raise StatusChangeError(f"The note can have at most {MAX_NOTE_LENGTH} characters.")
+    if to_status not in NEXT_STATUSES.get(expected_status, ()):
+        raise StatusChangeError(
+            f"A request that is {expected_status} cannot be marked {to_status}."
+        )
+    with session_scope(url) as session:
+        request_id = session.execute(
+            select(AppointmentRequest.id).where(AppointmentRequest.reference == reference)
+        ).scalar_one_or_none()
+        if request_id is None:
+            raise RequestNotFoundError(f"There is no request {reference}.")
+        # Compare-and-set in one statement: of two concurrent changes only one matches a row.
+        changed = session.execute(
+            update(AppointmentRequest)
+            .where(
+                AppointmentRequest.id == request_id,
+                AppointmentRequest.status == expected_status,
+            )
+            .values(status=to_status)
+            .execution_options(synchronize_session=False)
+        ).rowcount
+        if changed != 1:
+            raise StaleStatusError(
+                "Someone else changed this request's status in the meantime: "
+                "please check its current status and history."
+            )
+        change = RequestStatusChange(
+            request_id=request_id,
+            from_status=expected_status,
+            to_status=to_status,
+            note=note,
+            staff_username=staff_username,
+            changed_at=utc_now(),
+        )
+        session.add(change)
+        audit.add_audit_event(
+            session,
+            action=audit.CHANGE_STATUS,
+            staff_username=staff_username,
+            request_reference=reference,
+            detail=f"{expected_status} -> {to_status}" + (" (with a note)" if note else ""),
+        )
+        session.flush()
+        return change

@@ -1,0 +1,71 @@
+"""`rasa data validate` that fails on every warning except two that Rasa 3.6 gets wrong.
+
+Rasa's validator calls a response unused unless a story or rule names it, so it flags every
+response that a custom action sends (form hints, the fallback's messages). Those, and only
+those, are allowed: each must be named in actions/ as `"utter_..."` or by an f-string prefix
+(`f"utter_invalid_{...}"`). Rasa also warns that slot auto-fill was removed in 3.0 every time
+it reads slot mappings, whatever they are.
+"""
+
+from __future__ import annotations
+
+import re
+import sys
+import warnings
+from pathlib import Path
+
+REPO_ROOT = Path(__file__).resolve().parent.parent
+UNUSED_RESPONSE = re.compile(r"The utterance '(utter_\w+)' is not used in any story or rule\.")
+ALWAYS_RAISED = "Slot auto-fill has been removed in 3.0"
+
+
+def responses_sent_by_actions() -> tuple[set[str], tuple[str, ...]]:
+    """Response names the actions send, and prefixes of names they compose."""
+    names: set[str] = set()
+    prefixes: set[str] = set()
+    for path in (REPO_ROOT / "actions").glob("*.py"):
+        source = path.read_text()
+        names |= set(re.findall(r"[\"'](utter_\w+)[\"']", source))
+        prefixes |= set(re.findall(r"f[\"'](utter_\w*?)\{", source))
+    return names, tuple(prefixes)
+
+
+def responses_of_form_questions() -> set[str]:
+    """Rasa asks each required slot of a form with utter_ask_<slot> itself."""
+    from rasa.shared.core.domain import Domain
+
+    domain = Domain.load(str(REPO_ROOT / "domain"))
+    return {f"utter_ask_{slot}" for form in domain.forms.values() for slot in form.get("required_slots", [])}
+
+
+def main() -> int:
+    from rasa.cli.utils import validate_files
+    from rasa.shared.importers.importer import TrainingDataImporter
+
+    importer = TrainingDataImporter.load_from_config(
+        config_path=str(REPO_ROOT / "config.yml"),
+        domain_path=str(REPO_ROOT / "domain"),
+        training_data_paths=[str(REPO_ROOT / "data")],
+    )
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always", UserWarning)
+        validate_files(fail_on_warnings=False, max_history=None, importer=importer)
+    sent, composed_prefixes = responses_sent_by_actions()
+    allowed = sent | responses_of_form_questions()
+    problems = []
+    for warning in caught:
+        message = str(warning.message)
+        if not issubclass(warning.category, UserWarning) or message.startswith(ALWAYS_RAISED):
+            continue
+        unused = UNUSED_RESPONSE.search(message)
+        if unused and (unused.group(1) in allowed or unused.group(1).startswith(composed_prefixes)):
+            continue
+        problems.append(message)
+    for problem in problems:
+        print(f"WARNING: {problem}", file=sys.stderr)
+    print(f"data validation: {len(problems)} warning(s)")
+    return 1 if problems else 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

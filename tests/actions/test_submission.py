@@ -1,0 +1,287 @@
+"""Storing a confirmed request: once per confirmation, 50 at once, and honestly when the DB is down."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import os
+import uuid
+from collections.abc import Iterator
+from datetime import date
+from pathlib import Path
+
+import pytest
+from rasa_sdk.executor import CollectingDispatcher
+from sqlalchemy import create_engine, text
+from sqlalchemy.engine import make_url
+
+from actions.parsing import SKIPPED
+from actions.submission import (
+    ActionSubmitAppointmentRequest,
+    MissingAnswerError,
+    channel_for,
+    details_from_slots,
+    idempotency_key,
+)
+from appointments.database import dispose_engines, migrate
+from appointments.requests import count_appointment_requests, get_appointment_request
+from tests.actions.trackers import make_tracker, user_event
+
+SLOTS = {
+    "full_name": "Ana Ruiz",
+    "date_of_birth": "1990-03-04",
+    "date_of_birth_raw": "I'm Ana Ruiz, born 3/4/1990",
+    "phone": "+12015550123",
+    "phone_raw": "(201) 555-0123",
+    "email": "ana.ruiz@example.com",
+    "email_raw": "Ana.Ruiz@example.com",
+    "last_period": "2025-11-25",
+    "last_period_raw": "Nov 25",
+    "suggested_window_start": "2025-12-01",
+    "suggested_window_end": "2025-12-06",
+    "preferred_times": "next tuesday afternoon <b>or</b> '); DROP TABLE x;--",
+    "preferred_dates": ["2025-12-02"],
+    "possibly_pregnant": "no",
+    "contrast_allergy": "yes",
+    "pelvic_infection": "no",
+    "referring_doctor": SKIPPED,
+    "contact_method": "text",
+    "appointment_request_pending": True,
+    "clinic_phone": "800-220-2220",
+}
+PERSONAL_DETAILS = ["Ana", "Ruiz", "1990", "555", "example.com", "201"]
+
+
+@pytest.fixture(autouse=True)
+def _dispose_engines() -> Iterator[None]:
+    yield
+    dispose_engines()
+
+
+@pytest.fixture
+def sqlite_url(tmp_path: Path) -> str:
+    return f"sqlite:///{tmp_path / 'appointments.db'}"
+
+
+@pytest.fixture
+def postgres_url() -> Iterator[str]:
+    """A fresh schema on the TEST_DATABASE_URL server, dropped afterwards."""
+    server_url = os.environ.get("TEST_DATABASE_URL")
+    if not server_url:
+        pytest.skip("TEST_DATABASE_URL is not set")
+    schema = f"submission_test_{uuid.uuid4().hex[:12]}"
+    admin = create_engine(server_url, future=True, isolation_level="AUTOCOMMIT")
+    with admin.connect() as connection:
+        connection.execute(text(f'CREATE SCHEMA "{schema}"'))
+    try:
+        url = make_url(server_url).update_query_dict({"options": f"-csearch_path={schema}"})
+        yield url.render_as_string(hide_password=False)
+    finally:
+        dispose_engines()
+        with admin.connect() as connection:
+            connection.execute(text(f'DROP SCHEMA IF EXISTS "{schema}" CASCADE'))
+        admin.dispose()
+
+
+@pytest.fixture(params=["sqlite", "postgres"])
+def database_url(request: pytest.FixtureRequest, monkeypatch: pytest.MonkeyPatch) -> str:
+    """A migrated database that the action uses through DATABASE_URL."""
+    url = request.getfixturevalue(f"{request.param}_url")
+    migrate(url)
+    monkeypatch.setenv("DATABASE_URL", url)
+    return url
+
+
+def confirmation_tracker(sender_id: str = "patient-1", channel: str = "rest", **slots):
+    event = user_event("/affirm", "affirm", 1.0)
+    event["input_channel"] = channel
+    return make_tracker(events=[event], slots={**SLOTS, **slots}, sender_id=sender_id)
+
+
+def submit(tracker) -> tuple[list[dict], list[dict]]:
+    dispatcher = CollectingDispatcher()
+    events = asyncio.run(ActionSubmitAppointmentRequest().run(dispatcher, tracker, {}))
+    return dispatcher.messages, events
+
+
+def test_details_are_built_from_the_slots() -> None:
+    details = details_from_slots(SLOTS)
+    assert details.full_name == "Ana Ruiz"
+    assert details.date_of_birth == date(1990, 3, 4)
+    assert details.referring_doctor is None
+    assert details.last_period_start == date(2025, 11, 25)
+    assert details.last_period_not_applicable is False
+    assert details.preferred_dates == [date(2025, 12, 2)]
+    assert details.needs_attention is True
+
+
+def test_skipped_email_and_a_period_that_does_not_apply() -> None:
+    details = details_from_slots(
+        {
+            **SLOTS,
+            "email": SKIPPED,
+            "last_period": "not_applicable",
+            "suggested_window_start": None,
+        }
+    )
+    assert details.email is None
+    assert details.last_period_start is None
+    assert details.last_period_not_applicable is True
+    assert details.suggested_window_start is None
+
+
+@pytest.mark.parametrize("missing", ["full_name", "phone", "contact_method", "last_period"])
+def test_a_missing_answer_is_refused(missing) -> None:
+    with pytest.raises(MissingAnswerError):
+        details_from_slots({**SLOTS, missing: None})
+
+
+@pytest.mark.parametrize(
+    ("input_channel", "channel"),
+    [("socketio", "web"), ("twilio", "sms"), ("rest", "rest"), (None, "rest"), ("cmdline", "rest")],
+)
+def test_channel_names(input_channel, channel) -> None:
+    assert channel_for(input_channel) == channel
+
+
+def test_idempotency_key_depends_on_conversation_and_answers() -> None:
+    details = details_from_slots(SLOTS)
+    assert idempotency_key("a", details) == idempotency_key("a", details_from_slots(dict(SLOTS)))
+    assert idempotency_key("a", details) != idempotency_key("b", details)
+    changed = details_from_slots({**SLOTS, "phone": "+16465550182"})
+    assert idempotency_key("a", details) != idempotency_key("a", changed)
+
+
+def test_confirmation_stores_every_field_and_gives_the_reference(
+    database_url: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("CLINIC_CALLBACK_PROMISE", "within one business day")
+    messages, events = submit(confirmation_tracker(sender_id="conv-42", channel="socketio"))
+    assert messages[0]["response"] == "utter_appointment_request_saved"
+    assert messages[0]["callback_sentence"] == (
+        "Our team will contact you within one business day to confirm a time."
+    )
+    row = get_appointment_request(messages[0]["reference"], url=database_url)
+    assert row.conversation_id == "conv-42"
+    assert row.channel == "web"
+    assert row.status == "new"
+    assert row.full_name == "Ana Ruiz"
+    assert row.date_of_birth_raw == "I'm Ana Ruiz, born 3/4/1990"
+    assert row.phone_e164 == "+12015550123"
+    assert row.email == "ana.ruiz@example.com"
+    assert row.suggested_window_end == date(2025, 12, 6)
+    # Markup and SQL in an answer are stored as the text they are.
+    assert row.preferred_times_raw == SLOTS["preferred_times"]
+    assert row.preferred_dates == ["2025-12-02"]
+    assert row.referring_doctor is None
+    assert row.needs_attention is True
+    # The request's answers are forgotten; the clinic's details are not touched.
+    reset = {event["name"]: event["value"] for event in events if event["event"] == "slot"}
+    assert reset["full_name"] is None and reset["appointment_request_pending"] is None
+    assert "clinic_phone" not in reset
+
+
+def test_a_confirmation_delivered_twice_stores_one_row(database_url: str) -> None:
+    tracker = confirmation_tracker(sender_id="double-tap")
+    first, _ = submit(tracker)
+    second, _ = submit(confirmation_tracker(sender_id="double-tap"))
+    assert first[0]["reference"] == second[0]["reference"]
+    assert count_appointment_requests(url=database_url) == 1
+
+
+def test_a_retried_call_racing_the_first_stores_one_row(database_url: str) -> None:
+    async def both() -> list[str]:
+        results = []
+        for dispatcher in await asyncio.gather(*(run_once() for _ in range(5))):
+            results.append(dispatcher.messages[0]["reference"])
+        return results
+
+    async def run_once() -> CollectingDispatcher:
+        dispatcher = CollectingDispatcher()
+        await ActionSubmitAppointmentRequest().run(
+            dispatcher, confirmation_tracker(sender_id="retried"), {}
+        )
+        return dispatcher
+
+    references = asyncio.run(both())
+    assert len(set(references)) == 1
+    assert count_appointment_requests(url=database_url) == 1
+
+
+def test_fifty_conversations_confirming_at_once_store_fifty_rows(database_url: str) -> None:
+    async def confirm_all() -> list[CollectingDispatcher]:
+        dispatchers = [CollectingDispatcher() for _ in range(50)]
+        await asyncio.gather(
+            *(
+                ActionSubmitAppointmentRequest().run(
+                    dispatcher, confirmation_tracker(sender_id=f"conversation-{number}"), {}
+                )
+                for number, dispatcher in enumerate(dispatchers)
+            )
+        )
+        return dispatchers
+
+    dispatchers = asyncio.run(confirm_all())
+    responses = [dispatcher.messages[0]["response"] for dispatcher in dispatchers]
+    assert responses == ["utter_appointment_request_saved"] * 50
+    references = {dispatcher.messages[0]["reference"] for dispatcher in dispatchers}
+    assert len(references) == 50
+    assert count_appointment_requests(url=database_url) == 50
+
+
+def test_unreachable_database_is_never_reported_as_saved(
+    monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture
+) -> None:
+    # Nothing listens on port 1: the connection is refused at once.
+    monkeypatch.setenv("DATABASE_URL", "postgresql://postgres@127.0.0.1:1/unreachable")
+    with caplog.at_level(logging.DEBUG):
+        messages, events = submit(confirmation_tracker())
+    assert [message["response"] for message in messages] == ["utter_appointment_request_not_saved"]
+    # The answers stay, so the patient can confirm again later.
+    assert events == []
+    errors = [record for record in caplog.records if record.levelno >= logging.ERROR]
+    assert errors and "OperationalError" in errors[0].getMessage()
+    logged = "\n".join(record.getMessage() for record in caplog.records)
+    for detail in PERSONAL_DETAILS:
+        assert detail not in logged
+
+
+def test_a_broken_database_file_is_never_reported_as_saved(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # A migrated database whose table is gone: the insert fails inside SQLAlchemy.
+    url = f"sqlite:///{tmp_path / 'broken.db'}"
+    monkeypatch.setenv("DATABASE_URL", url)
+    engine = create_engine(url, future=True)
+    with engine.begin() as connection:
+        connection.execute(text("CREATE TABLE unrelated (id INTEGER)"))
+    engine.dispose()
+    messages, events = submit(confirmation_tracker())
+    assert messages[0]["response"] == "utter_appointment_request_not_saved"
+    assert events == []
+
+
+def test_incomplete_answers_are_not_saved(
+    sqlite_url: str, monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture
+) -> None:
+    migrate(sqlite_url)
+    monkeypatch.setenv("DATABASE_URL", sqlite_url)
+    with caplog.at_level(logging.INFO):
+        messages, events = submit(confirmation_tracker(possibly_pregnant="Yes please"))
+    assert messages[0]["response"] == "utter_appointment_request_not_saved"
+    assert count_appointment_requests(url=sqlite_url) == 0
+    assert "Yes please" not in caplog.text
+
+
+def test_info_logs_of_a_stored_request_hold_no_personal_details(
+    database_url: str, caplog: pytest.LogCaptureFixture
+) -> None:
+    with caplog.at_level(logging.INFO):
+        messages, _ = submit(confirmation_tracker(sender_id="+12015550123", channel="twilio"))
+    assert messages[0]["response"] == "utter_appointment_request_saved"
+    logged = "\n".join(
+        record.getMessage() for record in caplog.records if record.levelno >= logging.INFO
+    )
+    assert messages[0]["reference"] in logged
+    for detail in PERSONAL_DETAILS:
+        assert detail not in logged

@@ -1,0 +1,82 @@
+"""Rasa's socket.io channel as the web widget uses it: persistent sessions, the web origin only."""
+
+from __future__ import annotations
+
+import asyncio
+import inspect
+import uuid
+from typing import Dict, List
+
+import requests
+import socketio
+
+ENTER_ROOM_TRAP = (
+    "python-socketio's AsyncServer.enter_room is a coroutine in this version (5.10 or later). "
+    "Rasa 3.6's socket.io channel calls it without await, so with session_persistence the "
+    "socket never joins its session's room and the web widget never gets a reply. "
+    "Keep python-socketio below 5.10 (requirements.in)."
+)
+
+
+def test_enter_room_is_a_plain_call_as_rasa_36_expects() -> None:
+    assert not inspect.iscoroutinefunction(socketio.AsyncServer.enter_room), ENTER_ROOM_TRAP
+
+
+async def converse(rasa_url: str, origin: str, session_id: str, text: str) -> List[Dict]:
+    """Connects like rasa-webchat (session_request, then user_uttered) and collects the replies."""
+    client = socketio.AsyncClient(reconnection=False)
+    confirmed = asyncio.Event()
+    replies: asyncio.Queue = asyncio.Queue()
+    client.on("session_confirm", lambda _session_id: confirmed.set())
+    client.on("bot_uttered", replies.put_nowait)
+    await client.connect(rasa_url, headers={"Origin": origin}, transports=["websocket"])
+    try:
+        await client.emit("session_request", {"session_id": session_id})
+        await asyncio.wait_for(confirmed.wait(), timeout=10)
+        await client.emit("user_uttered", {"message": text, "session_id": session_id})
+        try:
+            messages = [await asyncio.wait_for(replies.get(), timeout=30)]
+        except asyncio.TimeoutError:
+            raise AssertionError(f"no reply over socket.io. {ENTER_ROOM_TRAP}") from None
+        while True:
+            try:
+                messages.append(await asyncio.wait_for(replies.get(), timeout=2))
+            except asyncio.TimeoutError:
+                return messages
+    finally:
+        await client.disconnect()
+
+
+def test_a_persistent_session_gets_replies_before_and_after_a_reload(
+    assistant, tracker_event_count
+) -> None:
+    origin = assistant.env["WEB_ORIGIN"]
+    session_id = uuid.uuid4().hex
+
+    first = asyncio.run(converse(assistant.rasa_url, origin, session_id, "does an hsg hurt"))
+    events_before_reload = tracker_event_count(session_id)
+    # A page reload: a new socket, the same session id from the browser's storage.
+    second = asyncio.run(converse(assistant.rasa_url, origin, session_id, "/greet"))
+
+    assert "cramping" in " ".join(message.get("text", "") for message in first).lower()
+    assert any(message.get("quick_replies") for message in second)
+    assert tracker_event_count(session_id) > events_before_reload > 0
+
+
+def test_only_the_web_apps_origin_is_allowed(assistant) -> None:
+    web_origin = assistant.env["WEB_ORIGIN"]
+    targets = {
+        "socket.io": ("GET", f"{assistant.rasa_url}/socket.io/?EIO=4&transport=polling"),
+        "rest": ("OPTIONS", f"{assistant.rasa_url}/webhooks/rest/webhook"),
+    }
+    preflight = {"Access-Control-Request-Method": "POST"}
+
+    for name, (method, url) in targets.items():
+        allowed = requests.request(
+            method, url, headers={"Origin": web_origin, **preflight}, timeout=10
+        )
+        foreign = requests.request(
+            method, url, headers={"Origin": "http://evil.example", **preflight}, timeout=10
+        )
+        assert allowed.headers.get("Access-Control-Allow-Origin") == web_origin, name
+        assert "Access-Control-Allow-Origin" not in foreign.headers, name

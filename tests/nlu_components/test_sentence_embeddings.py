@@ -1,0 +1,145 @@
+"""The MiniLM featurizer: embeddings match the upstream model and features fit Rasa's tokens."""
+
+from __future__ import annotations
+
+from typing import Any, Dict, List
+
+import numpy as np
+import pytest
+from rasa.engine.graph import ExecutionContext
+from rasa.engine.storage.resource import Resource
+from rasa.nlu.tokenizers.whitespace_tokenizer import WhitespaceTokenizer
+from rasa.shared.exceptions import InvalidConfigException
+from rasa.shared.nlu.constants import TEXT
+from rasa.shared.nlu.training_data.message import Message
+from rasa.shared.nlu.training_data.training_data import TrainingData
+
+from nlu_components.sentence_embeddings import (
+    EMBEDDING_DIM,
+    MiniLMEncoder,
+    SentenceEmbeddingFeaturizer,
+)
+
+# Tests share the process-wide cached weights, so only the first one pays the ~1 s load.
+
+
+def featurizer(**config: Any) -> SentenceEmbeddingFeaturizer:
+    context = ExecutionContext(graph_schema=None, node_name="minilm")  # type: ignore[arg-type]
+    return SentenceEmbeddingFeaturizer.create(config, None, Resource("minilm"), context)  # type: ignore[arg-type]
+
+
+def tokenized(*texts: str) -> List[Message]:
+    tokenizer = WhitespaceTokenizer(WhitespaceTokenizer.get_default_config())
+    messages = [Message(data={TEXT: text}) for text in texts]
+    tokenizer.process(messages)
+    return messages
+
+
+def features(message: Message) -> Dict[str, np.ndarray]:
+    sequence, sentence = message.get_dense_features(TEXT)
+    return {"sequence": sequence.features, "sentence": sentence.features}
+
+
+@pytest.fixture(scope="module")
+def encoder() -> MiniLMEncoder:
+    return MiniLMEncoder()
+
+
+def test_matches_the_published_sentence_transformers_similarities(encoder: MiniLMEncoder) -> None:
+    # The scores sbert.net's quickstart prints for all-MiniLM-L6-v2: agreement to 1e-3 means
+    # the NumPy forward pass, pooling and normalisation reproduce the reference implementation.
+    embeddings = encoder.embed(
+        ["The weather is lovely today.", "It's so sunny outside!", "He drove to the stadium."]
+    )
+    similarities = embeddings @ embeddings.T
+    assert similarities[0, 1] == pytest.approx(0.6660, abs=1e-3)
+    assert similarities[0, 2] == pytest.approx(0.1046, abs=1e-3)
+    assert similarities[1, 2] == pytest.approx(0.1411, abs=1e-3)
+
+
+def test_paraphrases_are_closer_than_unrelated_questions(encoder: MiniLMEncoder) -> None:
+    question, paraphrase, unrelated = encoder.embed(
+        ["Does the HSG procedure hurt?", "Is the HSG test painful?", "Where can I park my car?"]
+    )
+    assert question @ paraphrase > 0.7
+    assert question @ unrelated < 0.3
+
+
+def test_embeddings_are_unit_length_and_deterministic(encoder: MiniLMEncoder) -> None:
+    texts = ["how long does it take", "can i eat before the test?", "hi"]
+    batched = encoder.embed(texts, batch_size=3)
+    one_by_one = np.stack([encoder.embed([text])[0] for text in texts])
+    assert batched.shape == (3, EMBEDDING_DIM)
+    assert batched.dtype == np.float32
+    np.testing.assert_allclose(np.linalg.norm(batched, axis=1), 1.0, atol=1e-5)
+    # Padding inside a batch must not change a text's embedding.
+    np.testing.assert_allclose(batched, one_by_one, atol=1e-5)
+    np.testing.assert_array_equal(batched, encoder.embed(texts, batch_size=3))
+
+
+def test_empty_and_blank_texts_embed_without_error(encoder: MiniLMEncoder) -> None:
+    embeddings = encoder.embed(["", "   ", "\u200b"])
+    assert embeddings.shape == (3, EMBEDDING_DIM)
+    assert np.isfinite(embeddings).all()
+    assert encoder.embed([]).shape == (0, EMBEDDING_DIM)
+
+
+def test_featurizer_adds_sentence_and_per_token_sequence_features() -> None:
+    messages = tokenized("Can my husband come in with me?", "hsg pain")
+    featurizer().process(messages)
+    for message in messages:
+        found = features(message)
+        assert found["sentence"].shape == (1, EMBEDDING_DIM)
+        assert found["sequence"].shape == (len(message.get("text_tokens")), EMBEDDING_DIM)
+        assert np.abs(found["sequence"]).sum(axis=1).all()
+
+
+def test_training_data_and_single_messages_get_the_same_features() -> None:
+    component = featurizer(batch_size=2)
+    texts = ["what should I wear", "is bleeding normal after the test", "thanks", "bye now"]
+    data = TrainingData(training_examples=tokenized(*texts))
+    component.process_training_data(data)
+    for text, trained in zip(texts, data.training_examples):
+        (single,) = component.process(tokenized(text))
+        np.testing.assert_allclose(
+            features(trained)["sentence"], features(single)["sentence"], atol=1e-5
+        )
+
+
+def test_scale_multiplies_the_features() -> None:
+    (plain,) = featurizer().process(tokenized("will it hurt"))
+    (scaled,) = featurizer(scale=3.0).process(tokenized("will it hurt"))
+    np.testing.assert_allclose(
+        features(scaled)["sentence"], 3 * features(plain)["sentence"], rtol=1e-5
+    )
+    np.testing.assert_allclose(
+        features(scaled)["sequence"], 3 * features(plain)["sequence"], rtol=1e-5
+    )
+
+
+def test_text_longer_than_max_length_keeps_one_row_per_token() -> None:
+    text = " ".join(["word"] * 300)
+    (message,) = featurizer(max_length=16).process(tokenized(text))
+    sequence = features(message)["sequence"]
+    assert sequence.shape == (300, EMBEDDING_DIM)
+    # 14 wordpieces fit between [CLS] and [SEP]; tokens past the cut get zero rows.
+    assert np.abs(sequence[:14]).sum(axis=1).all()
+    assert not sequence[14:].any()
+
+
+def test_empty_message_does_not_crash() -> None:
+    # Rasa's tokenizers give an empty text one empty token, so features must still line up.
+    for message in featurizer().process(tokenized("", "   ")):
+        found = features(message)
+        assert found["sentence"].shape == (1, EMBEDDING_DIM)
+        assert np.isfinite(found["sentence"]).all()
+        assert found["sequence"].shape == (len(message.get("text_tokens")), EMBEDDING_DIM)
+        assert not found["sequence"].any()
+
+
+@pytest.mark.parametrize(
+    "config", [{"scale": 0}, {"scale": "big"}, {"batch_size": 0}, {"max_length": 1000}]
+)
+def test_invalid_config_is_rejected(config: Dict[str, Any]) -> None:
+    with pytest.raises(InvalidConfigException):
+        featurizer(**config)

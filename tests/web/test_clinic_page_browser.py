@@ -1,0 +1,232 @@
+"""The clinic page in a real browser: headless Chromium (Debian's package) on a 375 px phone screen.
+
+Without Chromium the tests are skipped, except in CI (env CI set), where they fail.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+import shutil
+import subprocess
+import sys
+import time
+from pathlib import Path
+from typing import Iterator, List
+from urllib.parse import urlsplit
+
+import pytest
+import requests
+
+from appointments.requests import get_appointment_request
+from web import clinic_page
+
+REPO_ROOT = Path(__file__).resolve().parents[2]
+ARTIFACTS = REPO_ROOT / "tests" / "artifacts"
+PHONE_SCREEN = {"width": 375, "height": 740}
+LOCAL_HOSTS = {"localhost", "127.0.0.1"}
+REPLY_TIMEOUT_MS = 30_000
+
+
+def skip_or_fail(reason: str) -> None:
+    if os.environ.get("CI"):
+        pytest.fail(f"{reason} (CI runs the browser tests)")
+    pytest.skip(reason)
+
+
+def chromium_executable() -> str:
+    path = os.environ.get("CHROMIUM_PATH") or shutil.which("chromium")
+    if not path:
+        skip_or_fail("no Chromium: install Debian's package with `apt-get install -y chromium`")
+    return path
+
+
+@pytest.fixture(scope="module")
+def browser() -> Iterator:
+    sync_api = pytest.importorskip("playwright.sync_api")
+    executable = chromium_executable()
+    with sync_api.sync_playwright() as playwright:
+        # Root in a container has no user namespace for Chromium's sandbox.
+        browser = playwright.chromium.launch(
+            executable_path=executable, headless=True, args=["--no-sandbox"]
+        )
+        yield browser
+        browser.close()
+
+
+def wait_for_web_app(url: str, process: subprocess.Popen, log_path: Path) -> None:
+    deadline = time.monotonic() + 60
+    while time.monotonic() < deadline:
+        if process.poll() is not None:
+            raise RuntimeError(f"the web app exited early:\n{log_path.read_text()[-4000:]}")
+        try:
+            requests.get(url, timeout=2)
+            return
+        except requests.ConnectionError:
+            time.sleep(0.3)
+    raise RuntimeError(f"the web app did not start:\n{log_path.read_text()[-4000:]}")
+
+
+@pytest.fixture(scope="module")
+def web_url(assistant, tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
+    """The web app on the origin the test Rasa server allows, like `make run` starts it."""
+    if not clinic_page.WIDGET_BUNDLE.exists():
+        skip_or_fail(f"{clinic_page.WIDGET_BUNDLE} is missing: `make setup` installs the widget")
+    origin = assistant.env["WEB_ORIGIN"]
+    log_path = tmp_path_factory.mktemp("web") / "web_app.log"
+    process = subprocess.Popen(
+        [sys.executable, "-m", "web.app"] + ["--port", str(urlsplit(origin).port)],
+        cwd=REPO_ROOT,
+        env={**assistant.env, "RASA_PUBLIC_URL": assistant.rasa_url},
+        stdout=log_path.open("w"),
+        stderr=subprocess.STDOUT,
+    )
+    try:
+        wait_for_web_app(f"{origin}/", process, log_path)
+        yield origin
+    finally:
+        process.terminate()
+        process.wait(timeout=20)
+
+
+class PhonePage:
+    """A fresh visitor on a phone-sized screen, with every request and console error recorded."""
+
+    def __init__(self, browser, url: str) -> None:
+        self.context = browser.new_context(viewport=PHONE_SCREEN, is_mobile=True, has_touch=True)
+        self.requested_urls: List[str] = []
+        self.console_errors: List[str] = []
+        self.context.on("request", lambda request: self.requested_urls.append(request.url))
+        self.page = self.context.new_page()
+        # WebSocket connections are not "request" events.
+        self.page.on("websocket", lambda socket: self.requested_urls.append(socket.url))
+        self.page.on(
+            "console",
+            lambda message: message.type == "error" and self.console_errors.append(message.text),
+        )
+        self.page.on("pageerror", lambda error: self.console_errors.append(str(error)))
+        self.page.goto(url)
+
+    def open_chat_by_keyboard(self) -> None:
+        launcher = self.page.locator("button.rw-launcher")
+        launcher.wait_for(timeout=REPLY_TIMEOUT_MS)
+        assert launcher.get_attribute("aria-label")
+        launcher.focus()
+        self.page.keyboard.press("Enter")
+
+    def response_count(self) -> int:
+        return self.page.locator(".rw-response").count()
+
+    def wait_for_reply(self, since: int, expected: str) -> str:
+        """Waits for a bot message after the first ``since`` ones containing ``expected``."""
+        self.page.wait_for_function(
+            """([since, expected]) => Array.from(document.querySelectorAll('.rw-response'))
+                .slice(since).some(e => e.innerText.toLowerCase().includes(expected))""",
+            arg=[since, expected.lower()],
+            timeout=REPLY_TIMEOUT_MS,
+        )
+        return "\n".join(self.page.locator(".rw-response").all_inner_texts()[since:])
+
+    def type_message(self, text: str, expected: str) -> str:
+        since = self.response_count()
+        box = self.page.locator(".rw-new-message")
+        box.focus()
+        self.page.keyboard.type(text)
+        self.page.keyboard.press("Enter")
+        return self.wait_for_reply(since, expected)
+
+    def choose(self, title: str, expected: str) -> str:
+        """Picks a quick reply by keyboard: focus it (it is tabbable) and press Enter."""
+        since = self.response_count()
+        reply = self.page.locator(".rw-reply", has_text=re.compile(f"^{re.escape(title)}$")).last
+        assert reply.get_attribute("tabindex") == "0"
+        assert reply.get_attribute("role") == "button"
+        reply.focus()
+        self.page.keyboard.press("Enter")
+        return self.wait_for_reply(since, expected)
+
+    def assert_stayed_on_this_machine(self) -> None:
+        hosts = {
+            urlsplit(url).hostname
+            for url in self.requested_urls
+            if urlsplit(url).scheme in ("http", "https", "ws", "wss")
+        }
+        assert hosts <= LOCAL_HOSTS, f"third-party requests: {sorted(hosts - LOCAL_HOSTS)}"
+        assert not self.console_errors, self.console_errors
+
+    def close(self) -> None:
+        self.context.close()
+
+
+@pytest.fixture
+def phone(browser, web_url: str, request: pytest.FixtureRequest) -> Iterator[PhonePage]:
+    page = PhonePage(browser, f"{web_url}/")
+    yield page
+    # The last screen of every test, to see where a failing one stopped.
+    ARTIFACTS.mkdir(exist_ok=True)
+    page.page.screenshot(path=str(ARTIFACTS / f"{request.node.name}-last.png"))
+    page.close()
+
+
+def test_the_widget_answers_on_a_phone_and_keeps_the_conversation_on_reload(
+    phone: PhonePage,
+) -> None:
+    page = phone.page
+    assert page.locator(".emergency-notice").is_visible()
+    # Nothing on the page is wider than the phone's screen.
+    assert page.evaluate("document.documentElement.scrollWidth") <= PHONE_SCREEN["width"]
+
+    phone.open_chat_by_keyboard()
+    phone.wait_for_reply(0, "What would you like to know")
+    assert page.locator(".rw-reply", has_text="Does it hurt?").last.is_visible()
+
+    answer = phone.type_message("does an hsg hurt", "cramping")
+    # The answer's line breaks are kept, not run together.
+    assert "cramping, a lot like period cramps" in answer
+    pain_paragraph = page.locator(".rw-response", has_text="cramping").last
+    assert pain_paragraph.inner_text().count("\n") >= 2
+
+    widget = page.locator(".rw-conversation-container").bounding_box()
+    assert widget["x"] >= 0 and widget["x"] + widget["width"] <= PHONE_SCREEN["width"]
+    ARTIFACTS.mkdir(exist_ok=True)
+    page.screenshot(path=str(ARTIFACTS / "clinic-page-widget-375px.png"))
+
+    page.reload()
+    # The conversation is still there, and the assistant still answers in it.
+    page.locator(".rw-response", has_text="cramping").last.wait_for(timeout=REPLY_TIMEOUT_MS)
+    if not page.locator(".rw-new-message").is_visible():
+        phone.open_chat_by_keyboard()
+    phone.type_message("how long does an hsg take", "minutes")
+
+    phone.assert_stayed_on_this_machine()
+
+
+def test_an_appointment_request_through_the_widget_is_stored(assistant, phone: PhonePage) -> None:
+    """Walks the form in domain/appointment.yml with the keyboard, buttons included."""
+    phone.open_chat_by_keyboard()
+    phone.wait_for_reply(0, "What would you like to know")
+
+    phone.choose("Request an appointment", "Shall we go ahead?")
+    phone.choose("Yes, go ahead", "full name")
+    phone.type_message("Ana Ruiz", "date of birth")
+    phone.type_message("03/04/1990", "mobile number")
+    phone.type_message("201-555-0147", "email")
+    phone.choose("Skip", "last period")
+    phone.choose("Not applicable", "days and times")
+    phone.type_message("weekday mornings", "could you be pregnant")
+    phone.choose("No", "contrast dye")
+    phone.choose("No", "pelvic infection")
+    phone.choose("No", "doctor")
+    phone.choose("Skip", "contact you")
+    summary = phone.choose("Call me", "Is everything right?")
+    assert "Ana Ruiz" in summary
+    saved = phone.choose("Confirm", "your request is saved")
+
+    reference = re.search(r"HSG-[0-9A-Z]{6}", saved).group(0)
+    stored = get_appointment_request(reference, url=assistant.database_url)
+    assert stored is not None
+    assert stored.channel == "web"
+    assert stored.full_name == "Ana Ruiz"
+    assert stored.phone_e164 == "+12015550147"
+    assert stored.contact_method == "call"
+    phone.assert_stayed_on_this_machine()

@@ -1,0 +1,120 @@
+"""The staff area's forms. Every POST form is a FlaskForm and so carries a CSRF token."""
+
+from __future__ import annotations
+
+from flask_wtf import FlaskForm
+from wtforms import (
+    BooleanField,
+    DateField,
+    HiddenField,
+    PasswordField,
+    SelectField,
+    StringField,
+    SubmitField,
+    TextAreaField,
+)
+from wtforms.form import Form
+from wtforms.validators import AnyOf, DataRequired, InputRequired, Length, Optional
+
+from appointments.audit import ACTION_LABELS
+from appointments.request_review import (
+    MAX_NOTE_LENGTH,
+    MAX_SEARCH_LENGTH,
+    STATUS_LABELS,
+    STATUSES,
+)
+from appointments.requests import CHANNELS
+from appointments.staff_accounts import MAX_PASSWORD_LENGTH
+
+CHANNEL_LABELS = {"web": "Website chat", "sms": "SMS", "rest": "Other (API)"}
+ALL = ("", "All")
+
+
+class LoginForm(FlaskForm):
+    username = StringField(
+        "Username",
+        validators=[DataRequired(), Length(max=64)],
+        render_kw={"autocomplete": "username", "autocapitalize": "none", "spellcheck": "false"},
+    )
+    password = PasswordField(
+        "Password",
+        validators=[DataRequired(), Length(max=MAX_PASSWORD_LENGTH)],
+        render_kw={"autocomplete": "current-password"},
+    )
+    next = HiddenField()
+    submit = SubmitField("Sign in")
+
+
+class PostOnlyForm(FlaskForm):
+    """A form that is only a button (sign out, clear search): the CSRF token is its content."""
+
+
+class SearchForm(FlaskForm):
+    # Posted, never a query parameter: names and phone numbers must stay out of URLs and logs.
+    q = StringField(
+        "Search by name, phone or reference",
+        validators=[Length(max=MAX_SEARCH_LENGTH)],
+        render_kw={"autocomplete": "off", "spellcheck": "false", "type": "search"},
+    )
+    submit = SubmitField("Search")
+
+
+class FilterForm(Form):
+    """The list's filters, as GET parameters: they hold no patient details."""
+
+    status = SelectField(
+        "Status",
+        choices=[ALL, *((status, STATUS_LABELS[status]) for status in STATUSES)],
+        validators=[Optional(), AnyOf(("", *STATUSES))],
+        default="",
+    )
+    channel = SelectField(
+        "Channel",
+        choices=[ALL, *((channel, CHANNEL_LABELS[channel]) for channel in sorted(CHANNELS))],
+        validators=[Optional(), AnyOf(("", *CHANNELS))],
+        default="",
+    )
+    created_from = DateField("Received from", validators=[Optional()])
+    created_to = DateField("Received to", validators=[Optional()])
+    attention = BooleanField("Only requests needing attention")
+
+    def validate(self, extra_validators=None) -> bool:
+        valid = super().validate(extra_validators)
+        if valid and self.created_from.data and self.created_to.data:
+            if self.created_from.data > self.created_to.data:
+                self.created_to.errors.append("The end date is before the start date.")
+                return False
+        return valid
+
+
+class ExportForm(FlaskForm):
+    """Posts the list's current filters; the search term comes from the session."""
+
+    status = HiddenField()
+    channel = HiddenField()
+    created_from = HiddenField()
+    created_to = HiddenField()
+    attention = HiddenField()
+    submit = SubmitField("Export CSV")
+
+
+class StatusChangeForm(FlaskForm):
+    expected_status = HiddenField(validators=[InputRequired(), AnyOf(STATUSES)])
+    to_status = SelectField("New status", validators=[InputRequired()], choices=[])
+    note = TextAreaField(
+        "Note (optional)",
+        validators=[Optional(), Length(max=MAX_NOTE_LENGTH)],
+        render_kw={"rows": 3, "maxlength": MAX_NOTE_LENGTH},
+    )
+    submit = SubmitField("Update status")
+
+
+class AuditFilterForm(Form):
+    staff_username = StringField("Staff username", validators=[Optional(), Length(max=64)])
+    action = SelectField(
+        "Action",
+        choices=[ALL, *ACTION_LABELS.items()],
+        validators=[Optional(), AnyOf(("", *ACTION_LABELS))],
+        default="",
+    )
+    reference = StringField("Request reference", validators=[Optional(), Length(max=16)])

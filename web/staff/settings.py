@@ -1,0 +1,98 @@
+"""The staff area's settings: the session secret key, cookie flags and the inactivity timeout."""
+
+from __future__ import annotations
+
+import logging
+import os
+import secrets
+import stat
+import tempfile
+from datetime import timedelta
+from pathlib import Path
+from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
+
+from flask import Flask
+
+from appointments.database import REPO_ROOT
+
+logger = logging.getLogger(__name__)
+
+SECRET_KEY_FILE = REPO_ROOT / "var" / "flask_secret_key"
+DEFAULT_SESSION_TIMEOUT_MINUTES = 30
+TRUE_WORDS = frozenset({"1", "true", "yes", "on"})
+
+
+def env_flag(name: str, default: bool = False) -> bool:
+    value = os.environ.get(name)
+    return default if value is None else value.strip().lower() in TRUE_WORDS
+
+
+def load_secret_key(path: Path = SECRET_KEY_FILE) -> str:
+    """The key in ``path``, generated there (mode 600) the first time.
+
+    Written to a private temporary file and linked into place, so that several processes
+    starting at once all end up with the same complete key.
+    """
+    path.parent.mkdir(mode=0o700, parents=True, exist_ok=True)
+    if not path.exists():
+        # mkstemp creates the file with mode 600 whatever the umask.
+        descriptor, temporary = tempfile.mkstemp(dir=path.parent, prefix=".secret-")
+        try:
+            with os.fdopen(descriptor, "w") as file:
+                file.write(secrets.token_hex(32))
+            try:
+                os.link(temporary, path)
+            except FileExistsError:
+                pass  # Another process got there first; use its key.
+        finally:
+            os.unlink(temporary)
+    mode = stat.S_IMODE(path.stat().st_mode)
+    if mode & 0o077:
+        logger.warning("%s was readable by others (mode %o); setting it to 600", path, mode)
+        os.chmod(path, 0o600)
+    key = path.read_text().strip()
+    if not key:
+        raise RuntimeError(f"{path} is empty: delete it to have a new key generated")
+    return key
+
+
+def clinic_timezone(name: str) -> ZoneInfo:
+    try:
+        return ZoneInfo(name)
+    except (ZoneInfoNotFoundError, ValueError):
+        logger.warning("Unknown time zone %r in CLINIC_TIMEZONE; showing times in UTC", name)
+        return ZoneInfo("UTC")
+
+
+def configure_app(app: Flask) -> None:
+    """Fills in what the staff area needs; settings already in ``app.config`` win.
+
+    Cookie flags are only ever tightened here, never loosened.
+    """
+    config = app.config
+    if not config.get("SECRET_KEY"):
+        config["SECRET_KEY"] = os.environ.get("FLASK_SECRET_KEY") or load_secret_key(
+            SECRET_KEY_FILE
+        )
+    if "STAFF_SESSION_TIMEOUT" not in config:
+        minutes = int(
+            os.environ.get("STAFF_SESSION_TIMEOUT_MINUTES", DEFAULT_SESSION_TIMEOUT_MINUTES)
+        )
+        config["STAFF_SESSION_TIMEOUT"] = timedelta(minutes=minutes)
+    # The cookie expires with the inactivity timeout, and Flask re-signs it on every request,
+    # so the signature's age is also checked server-side.
+    config["PERMANENT_SESSION_LIFETIME"] = config["STAFF_SESSION_TIMEOUT"]
+    config["SESSION_REFRESH_EACH_REQUEST"] = True
+    config["SESSION_COOKIE_HTTPONLY"] = True
+    if not config.get("SESSION_COOKIE_SAMESITE"):
+        config["SESSION_COOKIE_SAMESITE"] = "Lax"
+    # Off by default only because `make run` serves plain http on localhost; set
+    # SESSION_COOKIE_SECURE=true wherever the site is served over HTTPS.
+    if not config.get("SESSION_COOKIE_SECURE"):
+        config["SESSION_COOKIE_SECURE"] = env_flag("SESSION_COOKIE_SECURE")
+    config.setdefault("STAFF_TIMEZONE", os.environ.get("CLINIC_TIMEZONE", "UTC"))
+    config.setdefault("STAFF_PAGE_SIZE", 25)
+    config.setdefault("STAFF_AUDIT_PAGE_SIZE", 50)
+    # None: appointments.database.database_url() and transcript.tracker_database_url() decide.
+    config.setdefault("DATABASE_URL", None)
+    config.setdefault("TRACKER_DATABASE_URL", None)
