@@ -8,7 +8,7 @@ from datetime import date, datetime, timedelta, timezone
 import pytest
 
 from appointments.requests import count_appointment_requests, get_appointment_request
-from tests.conftest import Assistant, new_sender
+from scripts.assistant_servers import Assistant, new_sender
 
 REFERENCE_PATTERN = re.compile(r"\bHSG-[23456789A-HJKMNP-Z]{6}\b")
 

@@ -8,7 +8,7 @@ import pytest
 import yaml
 
 from clinic.settings import load_clinic_settings
-from tests.conftest import REPO_ROOT, new_sender
+from scripts.assistant_servers import REPO_ROOT, new_sender
 
 TOPICS = yaml.safe_load((REPO_ROOT.parent / "shared" / "topics.yml").read_text())
 FAQ_RESPONSES = yaml.safe_load(Path(REPO_ROOT / "domain" / "faq.yml").read_text())["responses"]

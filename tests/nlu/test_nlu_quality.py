@@ -8,8 +8,8 @@ from pathlib import Path
 import pytest
 import yaml
 
+from scripts.assistant_servers import MODEL
 from scripts.evaluate_nlu import held_out_questions, predict, score
-from tests.conftest import MODEL
 
 TOPICS = Path(__file__).resolve().parents[3] / "shared" / "topics.yml"
 

@@ -15,7 +15,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.conftest import (
+from scripts.assistant_servers import (
     REPO_ROOT,
     VENV_BIN,
     Assistant,

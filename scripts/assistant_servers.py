@@ -1,0 +1,180 @@
+"""Starts the real Rasa server and action server on free ports, for tests and benchmarks."""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import socket
+import subprocess
+import sys
+import time
+import uuid
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Iterator
+
+import requests
+
+REPO_ROOT = Path(__file__).resolve().parent.parent
+# HSG_MODEL lets a developer test a model trained elsewhere without touching models/.
+MODEL = Path(os.environ.get("HSG_MODEL", REPO_ROOT / "models" / "hsg-assistant.tar.gz"))
+VENV_BIN = Path(sys.executable).parent
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
+
+
+def wait_until_up(url: str, process: subprocess.Popen, log_path: Path, timeout: float) -> None:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if process.poll() is not None:
+            raise RuntimeError(f"{url} exited early:\n{log_path.read_text()[-4000:]}")
+        try:
+            requests.get(url, timeout=2)
+            return
+        except requests.ConnectionError:
+            time.sleep(0.5)
+    raise RuntimeError(f"{url} did not start in {timeout}s:\n{log_path.read_text()[-4000:]}")
+
+
+@dataclass
+class Assistant:
+    """A running Rasa server + action server pair, talked to over HTTP like a channel would."""
+
+    rasa_url: str
+    action_url: str
+    database_url: str
+    tracker_database_url: str
+    env: dict
+    workdir: Path
+    processes: dict = field(default_factory=dict)
+
+    def send(self, text: str, sender: str | None = None) -> list[dict]:
+        """Posts to the REST channel and returns the bot's messages."""
+        response = requests.post(
+            f"{self.rasa_url}/webhooks/rest/webhook",
+            json={"sender": sender or new_sender(), "message": text},
+            timeout=60,
+        )
+        response.raise_for_status()
+        return response.json()
+
+    def reply_text(self, text: str, sender: str | None = None) -> str:
+        return "\n".join(message.get("text", "") for message in self.send(text, sender))
+
+
+# The web app's origin, the only one Rasa allows (CORS): a free port, so `make run` never clashes.
+WEB_TEST_ORIGIN = f"http://localhost:{free_port()}"
+# The SMS channel refuses every post without a token; tests sign their posts with this one.
+TEST_TWILIO_AUTH_TOKEN = "test-twilio-auth-token"  # noqa: S105 (a test-only value)
+
+
+def new_sender() -> str:
+    return f"test-{uuid.uuid4().hex[:12]}"
+
+
+def base_environment() -> dict:
+    env = dict(os.environ)
+    env.update(
+        RASA_TELEMETRY_ENABLED="false",
+        SQLALCHEMY_SILENCE_UBER_WARNING="1",
+        TF_CPP_MIN_LOG_LEVEL="2",
+        PYTHONPATH=str(REPO_ROOT),
+    )
+    return env
+
+
+@contextlib.contextmanager
+def start_assistant(
+    workdir: Path, database_url: str, extra_env: dict | None = None
+) -> Iterator[Assistant]:
+    """Starts both servers with their own ports, tracker store and appointments database."""
+    if not MODEL.exists():
+        raise FileNotFoundError(f"{MODEL} is missing: run `make train` (make test does it first)")
+    workdir.mkdir(parents=True, exist_ok=True)
+    action_port, rasa_port = free_port(), free_port()
+    tracker_db = workdir / "conversations.db"
+    endpoints = workdir / "endpoints.yml"
+    endpoints.write_text(
+        f'action_endpoint:\n  url: "http://127.0.0.1:{action_port}/webhook"\n'
+        f'tracker_store:\n  type: SQL\n  dialect: "sqlite"\n  db: "{tracker_db}"\n'
+    )
+    env = base_environment()
+    env.update(
+        DATABASE_URL=database_url,
+        TWILIO_AUTH_TOKEN=TEST_TWILIO_AUTH_TOKEN,
+        WEB_ORIGIN=WEB_TEST_ORIGIN,
+    )
+    env.update(extra_env or {})
+    subprocess.run(
+        [str(VENV_BIN / "python"), "-m", "appointments.database", "migrate"],
+        cwd=REPO_ROOT,
+        env=env,
+        check=True,
+    )
+    processes = []
+    try:
+        action_log = workdir / "action_server.log"
+        action_server = subprocess.Popen(
+            [str(VENV_BIN / "rasa"), "run", "actions", "--actions", "actions"]
+            + ["--port", str(action_port)],
+            cwd=REPO_ROOT,
+            env=env,
+            stdout=action_log.open("w"),
+            stderr=subprocess.STDOUT,
+        )
+        processes.append(action_server)
+        rasa_log = workdir / "rasa_server.log"
+        rasa_server = subprocess.Popen(
+            [str(VENV_BIN / "rasa"), "run", "--model", str(MODEL), "--port", str(rasa_port)]
+            + ["--endpoints", str(endpoints), "--credentials", str(REPO_ROOT / "credentials.yml")]
+            + ["--cors", env["WEB_ORIGIN"]],
+            cwd=REPO_ROOT,
+            env=env,
+            stdout=rasa_log.open("w"),
+            stderr=subprocess.STDOUT,
+        )
+        processes.append(rasa_server)
+        assistant_processes = {"action_server": action_server, "rasa_server": rasa_server}
+        action_url = f"http://127.0.0.1:{action_port}"
+        rasa_url = f"http://127.0.0.1:{rasa_port}"
+        wait_until_up(f"{action_url}/health", action_server, action_log, timeout=120)
+        wait_until_up(f"{rasa_url}/", rasa_server, rasa_log, timeout=300)
+        yield Assistant(
+            rasa_url=rasa_url,
+            action_url=action_url,
+            database_url=database_url,
+            tracker_database_url=f"sqlite:///{tracker_db}",
+            env=env,
+            workdir=workdir,
+            processes=assistant_processes,
+        )
+    finally:
+        for process in processes:
+            process.terminate()
+        for process in processes:
+            try:
+                process.wait(timeout=20)
+            except subprocess.TimeoutExpired:
+                process.kill()
+
+
+@contextlib.contextmanager
+def scratch_postgres_database(server_url: str) -> Iterator[str]:
+    """A fresh database on the TEST_DATABASE_URL server, so other tests' tables never clash."""
+    from sqlalchemy import create_engine, text
+    from sqlalchemy.engine import make_url
+
+    name = f"hsg_e2e_{uuid.uuid4().hex[:10]}"
+    admin = create_engine(server_url, isolation_level="AUTOCOMMIT", future=True)
+    with admin.connect() as connection:
+        connection.execute(text(f'CREATE DATABASE "{name}"'))
+    try:
+        yield make_url(server_url).set(database=name).render_as_string(hide_password=False)
+    finally:
+        with admin.connect() as connection:
+            connection.execute(text(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
+        admin.dispose()
