@@ -44,7 +44,8 @@ WARNING_SIGN_PATTERN = re.compile(
     | \bsevere\ (?:pain|cramp) | \bunbearable | \bexcruciating | \bagony\b
     | \bpain\ (?:is\ |keeps\ )?(?:getting|got|gets)\ worse | \bworsening\ pain | \bworse\ and\ worse
     | \bthroat\ (?:feels\ |is\ )?(?:tight|closing|swell) | \b(?:lips|face|tongue)\ (?:are\ |is\ )?swell
-    | \bswollen\ (?:lips|face|tongue|throat) | \b(?:can'?t|cannot|cant)\ breathe | \btrouble\ breathing
+    | \bswollen\ (?:lips|face|tongue|throat) | \b(?:can'?t|cannot|cant)\ breathe
+    | \b(?:trouble|difficulty|struggling\ to|hard\ to)\ breath | \bshort(?:ness)?\ of\ breath
     | \bhives\b
     """,
     re.IGNORECASE | re.VERBOSE,

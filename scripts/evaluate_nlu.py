@@ -68,7 +68,13 @@ def is_correct(question: LabelledQuestion, predicted: str) -> bool:
 
 
 async def predict(model_path: Path, texts: list[str]) -> list[str]:
+    import logging
+
     from rasa.core.agent import Agent
+    from rasa.utils.log_utils import configure_structlog
+
+    # Rasa's debug log repeats every parsed text; the questions are not for the console.
+    configure_structlog(logging.WARNING)
 
     agent = Agent.load(str(model_path))
     predictions = []

@@ -388,5 +388,6 @@ def test_cancel_leaves_the_form_and_forgets_the_answers_but_not_the_clinic() -> 
         if event["event"] == "active_loop"
     ]
     assert set(slots) == set(REQUEST_SLOTS) | {"requested_slot"}
+    assert slots.pop("appointment_request_pending") is False
     assert all(value is None for value in slots.values())
     assert not any(name.startswith("clinic_") for name in slots)

@@ -177,7 +177,8 @@ def test_confirmation_stores_every_field_and_gives_the_reference(
     assert row.needs_attention is True
     # The request's answers are forgotten; the clinic's details are not touched.
     reset = {event["name"]: event["value"] for event in events if event["event"] == "slot"}
-    assert reset["full_name"] is None and reset["appointment_request_pending"] is None
+    # The pending flag goes back to False: the rules that end a request expect exactly that.
+    assert reset["full_name"] is None and reset["appointment_request_pending"] is False
     assert "clinic_phone" not in reset
 
 

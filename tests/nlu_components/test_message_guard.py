@@ -20,6 +20,7 @@ guard = MessageGuard({"max_characters": 1000})
         "the pain is getting worse not better",
         "SEVERE PAIN in my lower belly after the test",
         "my throat feels tight and my lips are swelling after the dye",
+        "struggling to breathe since they put the contrast in",
         "hi, quick one about parking but also I've got chills and feel awful " + "x" * 2000,
     ],
 )

@@ -7,7 +7,6 @@ from typing import Any, Dict, List
 import numpy as np
 import pytest
 from rasa.engine.graph import ExecutionContext
-from rasa.engine.storage.resource import Resource
 from rasa.nlu.tokenizers.whitespace_tokenizer import WhitespaceTokenizer
 from rasa.shared.exceptions import InvalidConfigException
 from rasa.shared.nlu.constants import TEXT
@@ -25,7 +24,7 @@ from nlu_components.sentence_embeddings import (
 
 def featurizer(**config: Any) -> SentenceEmbeddingFeaturizer:
     context = ExecutionContext(graph_schema=None, node_name="minilm")  # type: ignore[arg-type]
-    return SentenceEmbeddingFeaturizer.create(config, None, Resource("minilm"), context)  # type: ignore[arg-type]
+    return SentenceEmbeddingFeaturizer(config, context)
 
 
 def tokenized(*texts: str) -> List[Message]:
