@@ -10,15 +10,14 @@ import re
 import shutil
 import subprocess
 import sys
-import time
 from pathlib import Path
 from typing import Iterator, List
 from urllib.parse import urlsplit
 
 import pytest
-import requests
 
 from appointments.requests import get_appointment_request
+from scripts.assistant_servers import wait_until_up
 from web import clinic_page
 
 REPO_ROOT = Path(__file__).resolve().parents[2]
@@ -54,19 +53,6 @@ def browser() -> Iterator:
         browser.close()
 
 
-def wait_for_web_app(url: str, process: subprocess.Popen, log_path: Path) -> None:
-    deadline = time.monotonic() + 60
-    while time.monotonic() < deadline:
-        if process.poll() is not None:
-            raise RuntimeError(f"the web app exited early:\n{log_path.read_text()[-4000:]}")
-        try:
-            requests.get(url, timeout=2)
-            return
-        except requests.ConnectionError:
-            time.sleep(0.3)
-    raise RuntimeError(f"the web app did not start:\n{log_path.read_text()[-4000:]}")
-
-
 @pytest.fixture(scope="module")
 def web_url(assistant, tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
     """The web app on the origin the test Rasa server allows, like `make run` starts it."""
@@ -82,7 +68,7 @@ def web_url(assistant, tmp_path_factory: pytest.TempPathFactory) -> Iterator[str
         stderr=subprocess.STDOUT,
     )
     try:
-        wait_for_web_app(f"{origin}/", process, log_path)
+        wait_until_up(f"{origin}/", process, log_path, timeout=60)
         yield origin
     finally:
         process.terminate()
