@@ -87,13 +87,70 @@ def base_environment() -> dict:
     return env
 
 
+def migrate(env: dict) -> None:
+    subprocess.run(
+        [str(VENV_BIN / "python"), "-m", "appointments.database", "migrate"],
+        cwd=REPO_ROOT,
+        env=env,
+        check=True,
+    )
+
+
+def launch_action_server(port: int, env: dict, log_path: Path) -> subprocess.Popen:
+    return subprocess.Popen(
+        [str(VENV_BIN / "rasa"), "run", "actions", "--actions", "actions", "--port", str(port)],
+        cwd=REPO_ROOT,
+        env=env,
+        stdout=log_path.open("w"),
+        stderr=subprocess.STDOUT,
+    )
+
+
+def launch_rasa_server(port: int, endpoints: Path, env: dict, log_path: Path) -> subprocess.Popen:
+    return subprocess.Popen(
+        [str(VENV_BIN / "rasa"), "run", "--model", str(MODEL), "--port", str(port)]
+        + ["--endpoints", str(endpoints), "--credentials", str(REPO_ROOT / "credentials.yml")]
+        + ["--cors", env["WEB_ORIGIN"]],
+        cwd=REPO_ROOT,
+        env=env,
+        stdout=log_path.open("w"),
+        stderr=subprocess.STDOUT,
+    )
+
+
+def stop_processes(processes: list[subprocess.Popen]) -> None:
+    for process in processes:
+        if process.poll() is None:
+            process.terminate()
+    for process in processes:
+        try:
+            process.wait(timeout=20)
+        except subprocess.TimeoutExpired:
+            process.kill()
+
+
+def assistant_environment(database_url: str, extra_env: dict | None = None) -> dict:
+    env = base_environment()
+    env.update(
+        DATABASE_URL=database_url,
+        TWILIO_AUTH_TOKEN=TEST_TWILIO_AUTH_TOKEN,
+        WEB_ORIGIN=WEB_TEST_ORIGIN,
+    )
+    env.update(extra_env or {})
+    return env
+
+
+def require_model() -> None:
+    if not MODEL.exists():
+        raise FileNotFoundError(f"{MODEL} is missing: run `make train` (make test does it first)")
+
+
 @contextlib.contextmanager
 def start_assistant(
     workdir: Path, database_url: str, extra_env: dict | None = None
 ) -> Iterator[Assistant]:
     """Starts both servers with their own ports, tracker store and appointments database."""
-    if not MODEL.exists():
-        raise FileNotFoundError(f"{MODEL} is missing: run `make train` (make test does it first)")
+    require_model()
     workdir.mkdir(parents=True, exist_ok=True)
     action_port, rasa_port = free_port(), free_port()
     tracker_db = workdir / "conversations.db"
@@ -102,43 +159,15 @@ def start_assistant(
         f'action_endpoint:\n  url: "http://127.0.0.1:{action_port}/webhook"\n'
         f'tracker_store:\n  type: SQL\n  dialect: "sqlite"\n  db: "{tracker_db}"\n'
     )
-    env = base_environment()
-    env.update(
-        DATABASE_URL=database_url,
-        TWILIO_AUTH_TOKEN=TEST_TWILIO_AUTH_TOKEN,
-        WEB_ORIGIN=WEB_TEST_ORIGIN,
-    )
-    env.update(extra_env or {})
-    subprocess.run(
-        [str(VENV_BIN / "python"), "-m", "appointments.database", "migrate"],
-        cwd=REPO_ROOT,
-        env=env,
-        check=True,
-    )
+    env = assistant_environment(database_url, extra_env)
+    migrate(env)
     processes = []
     try:
-        action_log = workdir / "action_server.log"
-        action_server = subprocess.Popen(
-            [str(VENV_BIN / "rasa"), "run", "actions", "--actions", "actions"]
-            + ["--port", str(action_port)],
-            cwd=REPO_ROOT,
-            env=env,
-            stdout=action_log.open("w"),
-            stderr=subprocess.STDOUT,
-        )
+        action_log, rasa_log = workdir / "action_server.log", workdir / "rasa_server.log"
+        action_server = launch_action_server(action_port, env, action_log)
         processes.append(action_server)
-        rasa_log = workdir / "rasa_server.log"
-        rasa_server = subprocess.Popen(
-            [str(VENV_BIN / "rasa"), "run", "--model", str(MODEL), "--port", str(rasa_port)]
-            + ["--endpoints", str(endpoints), "--credentials", str(REPO_ROOT / "credentials.yml")]
-            + ["--cors", env["WEB_ORIGIN"]],
-            cwd=REPO_ROOT,
-            env=env,
-            stdout=rasa_log.open("w"),
-            stderr=subprocess.STDOUT,
-        )
+        rasa_server = launch_rasa_server(rasa_port, endpoints, env, rasa_log)
         processes.append(rasa_server)
-        assistant_processes = {"action_server": action_server, "rasa_server": rasa_server}
         action_url = f"http://127.0.0.1:{action_port}"
         rasa_url = f"http://127.0.0.1:{rasa_port}"
         wait_until_up(f"{action_url}/health", action_server, action_log, timeout=120)
@@ -150,16 +179,105 @@ def start_assistant(
             tracker_database_url=f"sqlite:///{tracker_db}",
             env=env,
             workdir=workdir,
-            processes=assistant_processes,
+            processes={"action_server": action_server, "rasa_server": rasa_server},
         )
     finally:
-        for process in processes:
-            process.terminate()
-        for process in processes:
-            try:
-                process.wait(timeout=20)
-            except subprocess.TimeoutExpired:
-                process.kill()
+        stop_processes(processes)
+
+
+@dataclass
+class ScaledOutAssistant:
+    """Several Rasa servers, each with its own action server, sharing PostgreSQL and Redis."""
+
+    rasa_urls: list[str]
+    rasa_servers: list[subprocess.Popen]
+    action_servers: list[subprocess.Popen]
+    database_url: str
+    tracker_database_url: str
+
+    def send(self, server: int, text: str, sender: str) -> list[dict]:
+        response = requests.post(
+            f"{self.rasa_urls[server]}/webhooks/rest/webhook",
+            json={"sender": sender, "message": text},
+            timeout=60,
+        )
+        response.raise_for_status()
+        return response.json()
+
+    def reply_text(self, server: int, text: str, sender: str) -> str:
+        return "\n".join(message.get("text", "") for message in self.send(server, text, sender))
+
+    def stop_rasa_server(self, server: int) -> None:
+        stop_processes([self.rasa_servers[server]])
+
+
+def production_endpoint_environment(
+    tracker_database_url: str, redis_url: str, key_prefix: str
+) -> dict:
+    """The variables endpoints.production.yml reads, from a PostgreSQL URL and a Redis URL."""
+    from urllib.parse import urlsplit
+
+    from sqlalchemy.engine import make_url
+
+    tracker = make_url(tracker_database_url)
+    redis = urlsplit(redis_url)
+    return {
+        "TRACKER_DB_HOST": tracker.host or "127.0.0.1",
+        "TRACKER_DB_PORT": str(tracker.port or 5432),
+        "TRACKER_DB_NAME": tracker.database,
+        "TRACKER_DB_USER": tracker.username or "",
+        "TRACKER_DB_PASSWORD": tracker.password or "",
+        "REDIS_HOST": redis.hostname or "127.0.0.1",
+        "REDIS_PORT": str(redis.port or 6379),
+        "REDIS_DB": redis.path.strip("/") or "0",
+        "REDIS_PASSWORD": redis.password or "",
+        "REDIS_KEY_PREFIX": key_prefix,
+    }
+
+
+@contextlib.contextmanager
+def start_scaled_out(
+    workdir: Path,
+    database_url: str,
+    tracker_database_url: str,
+    redis_url: str,
+    servers: int = 2,
+) -> Iterator[ScaledOutAssistant]:
+    """Starts `servers` Rasa servers with endpoints.production.yml, each with an action server."""
+    require_model()
+    workdir.mkdir(parents=True, exist_ok=True)
+    shared_env = assistant_environment(database_url)
+    shared_env.update(
+        production_endpoint_environment(
+            tracker_database_url, redis_url, key_prefix=f"test{uuid.uuid4().hex[:8]}"
+        )
+    )
+    migrate(shared_env)
+    rasa_servers: list[subprocess.Popen] = []
+    action_servers: list[subprocess.Popen] = []
+    try:
+        waits = []
+        for index in range(servers):
+            action_port, rasa_port = free_port(), free_port()
+            env = dict(shared_env, ACTION_SERVER_URL=f"http://127.0.0.1:{action_port}/webhook")
+            action_log = workdir / f"action_server_{index}.log"
+            action_servers.append(launch_action_server(action_port, env, action_log))
+            waits.append((f"http://127.0.0.1:{action_port}/health", action_servers[-1], action_log))
+            rasa_log = workdir / f"rasa_server_{index}.log"
+            endpoints = REPO_ROOT / "endpoints.production.yml"
+            rasa_servers.append(launch_rasa_server(rasa_port, endpoints, env, rasa_log))
+            waits.append((f"http://127.0.0.1:{rasa_port}/", rasa_servers[-1], rasa_log))
+        for url, process, log in waits:
+            wait_until_up(url, process, log, timeout=300)
+        yield ScaledOutAssistant(
+            rasa_urls=[url.rstrip("/") for url, _, _ in waits[1::2]],
+            rasa_servers=rasa_servers,
+            action_servers=action_servers,
+            database_url=database_url,
+            tracker_database_url=tracker_database_url,
+        )
+    finally:
+        stop_processes(rasa_servers + action_servers)
 
 
 @contextlib.contextmanager
