@@ -42,6 +42,20 @@ def spacy(model: str) -> list[dict]:
     ]
 
 
+def rasa_init_pipeline() -> list[dict]:
+    """Rasa's default pipeline, with DIET's and the response selector's seeds fixed."""
+    import rasa.engine.recipes
+
+    default_config = (
+        Path(rasa.engine.recipes.__file__).parent / "config_files" / "default_config.yml"
+    )
+    pipeline = yaml.safe_load(default_config.read_text())["pipeline"]
+    for component in pipeline:
+        if component["name"] in ("DIETClassifier", "ResponseSelector"):
+            component["random_seed"] = 42
+    return pipeline
+
+
 MINILM = [{"name": "nlu_components.sentence_embeddings.SentenceEmbeddingFeaturizer", "scale": 20}]
 
 CANDIDATES: dict[str, list[dict]] = {
@@ -69,19 +83,7 @@ CANDIDATES: dict[str, list[dict]] = {
     ],
     "spaCy md vectors only, SklearnIntentClassifier": [*spacy(SPACY_MD_PATH), *SKLEARN],
     "spaCy md + n-grams, DIET": [*spacy(SPACY_MD_PATH), *SPARSE, *DIET],
-    "rasa init default (no spaCy), DIET": [
-        {"name": "WhitespaceTokenizer"},
-        {"name": "RegexFeaturizer"},
-        {"name": "LexicalSyntacticFeaturizer"},
-        {"name": "CountVectorsFeaturizer"},
-        {"name": "CountVectorsFeaturizer", "analyzer": "char_wb", "min_ngram": 1, "max_ngram": 4},
-        {
-            "name": "DIETClassifier",
-            "epochs": 100,
-            "random_seed": 42,
-            "constrain_similarities": True,
-        },
-    ],
+    "rasa init default (no spaCy), DIET": rasa_init_pipeline(),
 }
 
 

@@ -1,19 +1,24 @@
-"""Turn latency of the real servers over the REST channel, for FAQ and appointment-form turns.
+"""Turn latency of the real servers, for FAQ and appointment-form turns and the SMS webhook.
 
 `make bench` starts a fresh Rasa server and action server (SQLite) and runs this; it reports,
-it does not fail on a number. Conversations run concurrently with aiohttp, one task each.
+it does not fail on a number. Conversations run concurrently with aiohttp, one task each, at
+two paces: back to back (each conversation sends its next message the moment it has a reply:
+a stress test) and at patient pace (a pause of 2-6 s between messages, like someone typing).
 """
 
 from __future__ import annotations
 
 import argparse
 import asyncio
+import itertools
+import random
 import statistics
 import time
 import uuid
 from dataclasses import dataclass, field
 
 import aiohttp
+from twilio.request_validator import RequestValidator
 
 FAQ_QUESTIONS = [
     "does an hsg hurt?",
@@ -43,6 +48,11 @@ FORM_TURNS = [
 ]
 
 
+PACES = {"back to back": (0.0, 0.0), "patient pace": (2.0, 6.0)}
+# Unique fake sender numbers (555-01xx is reserved for fiction) for the SMS conversations.
+SMS_SENDERS = (f"+1201555{n:04d}" for n in itertools.count(2000))
+
+
 @dataclass
 class Timings:
     seconds: list[float] = field(default_factory=list)
@@ -65,29 +75,60 @@ class Timings:
 
 
 async def conversation(
-    session: aiohttp.ClientSession, url: str, turns: list[str], timings: Timings
+    session: aiohttp.ClientSession,
+    urls: list[str],
+    turns: list[str],
+    timings: Timings,
+    pause: tuple[float, float],
+    sms_token: str | None = None,
 ) -> None:
-    sender = f"bench-{uuid.uuid4().hex[:12]}"
-    for text in turns:
+    """One patient: REST posts, or Twilio-signed form posts when ``sms_token`` is given.
+
+    With several servers' URLs, turns go round them, as behind a load balancer without stickiness.
+    """
+    sender = next(SMS_SENDERS) if sms_token else f"bench-{uuid.uuid4().hex[:12]}"
+    pacing = random.Random(sender)
+    for turn, text in enumerate(turns):
+        url = urls[turn % len(urls)]
+        if pause[1]:
+            await asyncio.sleep(pacing.uniform(*pause))
+        if sms_token:
+            params = {"MessageSid": f"SM{uuid.uuid4().hex}", "From": sender, "Body": text}
+            signature = RequestValidator(sms_token).compute_signature(url, params)
+            request = session.post(url, data=params, headers={"X-Twilio-Signature": signature})
+        else:
+            request = session.post(url, json={"sender": sender, "message": text})
         started = time.perf_counter()
-        async with session.post(url, json={"sender": sender, "message": text}) as response:
+        async with request as response:
             await response.read()
             response.raise_for_status()
         timings.seconds.append(time.perf_counter() - started)
 
 
-async def run_load(rasa_url: str, kind: str, concurrency: int, rounds: int) -> dict:
-    url = f"{rasa_url}/webhooks/rest/webhook"
+async def run_load(
+    rasa_urls: list[str],
+    kind: str,
+    concurrency: int,
+    rounds: int,
+    pace: str = "back to back",
+    sms_token: str | None = None,
+) -> dict:
+    """``kind`` is faq, form or sms (FAQ questions through the Twilio webhook)."""
+    channel = "twilio" if kind == "sms" else "rest"
+    urls = [f"{rasa_url}/webhooks/{channel}/webhook" for rasa_url in rasa_urls]
     turns = FORM_TURNS if kind == "form" else FAQ_QUESTIONS
     timings = Timings()
-    timeout = aiohttp.ClientTimeout(total=120)
+    timeout = aiohttp.ClientTimeout(total=300)
     async with aiohttp.ClientSession(timeout=timeout) as session:
         # One warm-up conversation so model loading and first-call costs are not measured.
-        await conversation(session, url, turns[:2], Timings())
+        await conversation(session, urls, turns[:2], Timings(), (0.0, 0.0), sms_token)
         started = time.perf_counter()
         for _ in range(rounds):
             await asyncio.gather(
-                *(conversation(session, url, turns, timings) for _ in range(concurrency))
+                *(
+                    conversation(session, urls, turns, timings, PACES[pace], sms_token)
+                    for _ in range(concurrency)
+                )
             )
         timings.wall = time.perf_counter() - started
     if kind == "form":
@@ -97,14 +138,14 @@ async def run_load(rasa_url: str, kind: str, concurrency: int, rounds: int) -> d
     return timings.summary()
 
 
-def markdown_table(results: list[tuple[str, int, dict]]) -> str:
+def markdown_table(results: list[tuple[str, str, int, dict]]) -> str:
     lines = [
-        "| turns | concurrent conversations | turns measured | p50 ms | p95 ms | p99 ms | messages/s |",
-        "|---|---|---|---|---|---|---|",
+        "| turns | pace | concurrent conversations | turns measured | p50 ms | p95 ms | p99 ms | messages/s |",
+        "|---|---|---|---|---|---|---|---|",
     ]
-    for kind, concurrency, result in results:
+    for kind, pace, concurrency, result in results:
         lines.append(
-            f"| {kind} | {concurrency} | {result['turns']} | {result['p50_ms']:.0f} | "
+            f"| {kind} | {pace} | {concurrency} | {result['turns']} | {result['p50_ms']:.0f} | "
             f"{result['p95_ms']:.0f} | {result['p99_ms']:.0f} | {result['messages_per_second']:.1f} |"
         )
     return "\n".join(lines)
@@ -115,12 +156,15 @@ def main() -> None:
     parser.add_argument("--rasa-url", default="http://localhost:5005")
     parser.add_argument("--concurrency", type=int, nargs="+", default=[1, 10])
     parser.add_argument("--rounds", type=int, default=3)
+    parser.add_argument("--pace", choices=PACES, default="back to back")
     args = parser.parse_args()
     results = []
     for kind in ("faq", "form"):
         for concurrency in args.concurrency:
-            result = asyncio.run(run_load(args.rasa_url, kind, concurrency, args.rounds))
-            results.append((kind, concurrency, result))
+            result = asyncio.run(
+                run_load([args.rasa_url], kind, concurrency, args.rounds, args.pace)
+            )
+            results.append((kind, args.pace, concurrency, result))
             print(markdown_table(results[-1:]).splitlines()[-1], flush=True)
     print(markdown_table(results))
 

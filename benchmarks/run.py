@@ -1,7 +1,9 @@
-"""`make bench`: latency, throughput and memory of the real servers; writes benchmarks/RESULTS.md.
+"""`make bench`: understanding, speed and cost of the assistant; writes benchmarks/RESULTS.md.
 
-A benchmark, not a test: it reports figures and never fails on them. It starts its own Rasa
-server and action server (SQLite in a temporary directory), so `make run` can keep running.
+A benchmark, not a test: it reports figures and never fails on them. It trains and starts its
+own servers (SQLite in a temporary directory), so `make run` can keep running. Where
+TEST_DATABASE_URL and TEST_REDIS_URL are reachable it also measures two Rasa servers sharing
+PostgreSQL and Redis (endpoints.production.yml).
 """
 
 from __future__ import annotations
@@ -10,17 +12,33 @@ import argparse
 import asyncio
 import os
 import platform
+import resource
+import subprocess
+import sys
 import tempfile
+import threading
 import time
+from contextlib import contextmanager
 from pathlib import Path
+from typing import Iterator
 
 import requests
 
-from benchmarks.latency import markdown_table, run_load
-from scripts.assistant_servers import MODEL, REPO_ROOT, start_assistant
+from benchmarks.latency import PACES, markdown_table, run_load
+from benchmarks.understanding import evaluate_all
+from benchmarks.understanding import markdown_table as understanding_table
+from scripts.assistant_servers import (
+    REPO_ROOT,
+    TEST_TWILIO_AUTH_TOKEN,
+    scratch_postgres_database,
+    start_assistant,
+    start_scaled_out,
+)
 
 RESULTS = REPO_ROOT / "benchmarks" / "RESULTS.md"
 PLOT = REPO_ROOT / "benchmarks" / "latency.png"
+# Patient pace at one conversation is the back-to-back figure with pauses: not worth measuring.
+PATIENT_PACE_CONCURRENCY = (10, 50)
 
 
 def resident_megabytes(pid: int) -> float:
@@ -37,6 +55,43 @@ def resident_megabytes(pid: int) -> float:
     return total_kb / 1024
 
 
+@contextmanager
+def peak_memory(pids: dict[str, int]) -> Iterator[dict[str, float]]:
+    """Samples resident memory twice a second while the block runs; yields the peaks."""
+    peaks = {name: 0.0 for name in pids}
+    done = threading.Event()
+
+    def sample() -> None:
+        while not done.is_set():
+            for name, pid in pids.items():
+                peaks[name] = max(peaks[name], resident_megabytes(pid))
+            done.wait(0.5)
+
+    sampler = threading.Thread(target=sample, daemon=True)
+    sampler.start()
+    try:
+        yield peaks
+    finally:
+        done.set()
+        sampler.join()
+
+
+def train_project_model(workdir: Path) -> tuple[Path, float, float]:
+    """Trains config.yml from scratch: the model, seconds, and the trainer's peak memory (MB)."""
+    started = time.monotonic()
+    subprocess.run(
+        [str(Path(sys.executable).parent / "rasa"), "train", "--domain", "domain"]
+        + ["--fixed-model-name", "bench", "--out", str(workdir)],
+        cwd=REPO_ROOT,
+        check=True,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
+    seconds = time.monotonic() - started
+    peak_mb = resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss / 1024
+    return workdir / "bench.tar.gz", seconds, peak_mb
+
+
 def time_to_first_answer(rasa_url: str) -> float:
     started = time.perf_counter()
     requests.post(
@@ -47,30 +102,67 @@ def time_to_first_answer(rasa_url: str) -> float:
     return time.perf_counter() - started
 
 
-def plot(results: list[tuple[str, int, dict]]) -> None:
+def measure_speed(
+    rasa_urls: list[str], concurrency: list[int], rounds: int, kinds: tuple[str, ...]
+) -> list[tuple[str, str, int, dict]]:
+    results = []
+    for pace in PACES:
+        for kind in kinds:
+            for level in concurrency:
+                if pace != "back to back" and level not in PATIENT_PACE_CONCURRENCY:
+                    continue
+                sms_token = TEST_TWILIO_AUTH_TOKEN if kind == "sms" else None
+                result = asyncio.run(
+                    run_load(
+                        rasa_urls,
+                        kind,
+                        level,
+                        rounds if pace == "back to back" else 1,
+                        pace,
+                        sms_token,
+                    )
+                )
+                results.append((kind, pace, level, result))
+                print(markdown_table(results[-1:]).splitlines()[-1], flush=True)
+    return results
+
+
+def measure_scale_out(concurrency: list[int], rounds: int) -> list[tuple[str, str, int, dict]]:
+    """FAQ turns spread over two Rasa servers sharing PostgreSQL and Redis, if both are here."""
+    database_url, redis_url = os.environ.get("TEST_DATABASE_URL"), os.environ.get("TEST_REDIS_URL")
+    if not (database_url and redis_url):
+        print("Two-server figures skipped: set TEST_DATABASE_URL and TEST_REDIS_URL", flush=True)
+        return []
+    with tempfile.TemporaryDirectory() as tmp:
+        with scratch_postgres_database(database_url) as requests_url:
+            with scratch_postgres_database(database_url) as tracker_url:
+                with start_scaled_out(Path(tmp), requests_url, tracker_url, redis_url) as cluster:
+                    results = []
+                    for level in concurrency:
+                        result = asyncio.run(run_load(cluster.rasa_urls, "faq", level, rounds))
+                        results.append(("faq, 2 Rasa servers", "back to back", level, result))
+                        print(markdown_table(results[-1:]).splitlines()[-1], flush=True)
+                    return results
+
+
+def plot(results: list[tuple[str, str, int, dict]]) -> None:
     import matplotlib
 
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
-    figure, axis = plt.subplots(figsize=(6, 3.5))
-    for kind in ("faq", "form"):
-        rows = [(c, r) for k, c, r in results if k == kind]
-        axis.plot(
-            [c for c, _ in rows], [r["p50_ms"] for _, r in rows], marker="o", label=f"{kind} p50"
-        )
-        axis.plot(
-            [c for c, _ in rows],
-            [r["p95_ms"] for _, r in rows],
-            marker="s",
-            linestyle="--",
-            label=f"{kind} p95",
-        )
-    axis.set_xlabel("concurrent conversations")
-    axis.set_ylabel("turn latency (ms)")
-    axis.set_xscale("log")
-    axis.legend()
-    axis.grid(alpha=0.3)
+    figure, axes = plt.subplots(1, 2, figsize=(10, 3.8), sharey=True)
+    for axis, pace in zip(axes, PACES):
+        for kind in sorted({k for k, p, _, _ in results if p == pace}):
+            rows = [(c, r) for k, p, c, r in results if k == kind and p == pace]
+            axis.plot([c for c, _ in rows], [r["p95_ms"] for _, r in rows], marker="o", label=kind)
+        axis.set_title(f"p95 turn latency, {pace}")
+        axis.set_xlabel("concurrent conversations")
+        axis.set_xscale("log")
+        axis.set_yscale("log")
+        axis.grid(alpha=0.3)
+        axis.legend()
+    axes[0].set_ylabel("ms")
     figure.tight_layout()
     figure.savefig(PLOT, dpi=120)
 
@@ -80,46 +172,69 @@ def main() -> None:
     parser.add_argument("--concurrency", type=int, nargs="+", default=[1, 10, 50])
     parser.add_argument("--rounds", type=int, default=2)
     args = parser.parse_args()
+    machine = (
+        f"{platform.machine()}, {os.cpu_count()} cores, "
+        f"{os.sysconf('SC_PAGE_SIZE') * os.sysconf('SC_PHYS_PAGES') / 2**30:.0f} GiB, "
+        f"Python {platform.python_version()}"
+    )
     with tempfile.TemporaryDirectory() as tmp:
         workdir = Path(tmp)
+        print("Training this project's model from scratch...", flush=True)
+        model, training_seconds, training_peak_mb = train_project_model(workdir)
+        print("Scoring it and the two baselines on the held-out questions...", flush=True)
+        understanding = evaluate_all(model, workdir)
+        print(understanding_table(understanding), flush=True)
+
         started = time.perf_counter()
-        with start_assistant(workdir, f"sqlite:///{workdir / 'appointments.db'}") as assistant:
+        servers = workdir / "servers"
+        database_url = f"sqlite:///{servers / 'appointments.db'}"
+        with start_assistant(servers, database_url, model=model) as assistant:
             up = time.perf_counter() - started
             first_answer = time_to_first_answer(assistant.rasa_url)
-            rasa_pid = assistant.processes["rasa_server"].pid
-            action_pid = assistant.processes["action_server"].pid
-            memory = {"at rest": (resident_megabytes(rasa_pid), resident_megabytes(action_pid))}
-            results = []
-            for kind in ("faq", "form"):
-                for concurrency in args.concurrency:
-                    result = asyncio.run(
-                        run_load(assistant.rasa_url, kind, concurrency, args.rounds)
-                    )
-                    results.append((kind, concurrency, result))
-                    print(markdown_table(results[-1:]).splitlines()[-1], flush=True)
-            memory["after load"] = (resident_megabytes(rasa_pid), resident_megabytes(action_pid))
-    plot(results)
-    machine = f"{platform.processor() or platform.machine()}, {os.cpu_count()} cores, Python {platform.python_version()}"
+            pids = {name: process.pid for name, process in assistant.processes.items()}
+            at_rest = {name: resident_megabytes(pid) for name, pid in pids.items()}
+            with peak_memory(pids) as under_load:
+                speed = measure_speed(
+                    [assistant.rasa_url], args.concurrency, args.rounds, ("faq", "form", "sms")
+                )
+        model_megabytes = model.stat().st_size / 1e6
+        speed += measure_scale_out([c for c in args.concurrency if c > 1], args.rounds)
+    plot(speed)
+
     lines = [
         "# Benchmark results",
         "",
-        f"Measured {time.strftime('%Y-%m-%d %H:%M UTC', time.gmtime())} on {machine}, with `make bench`",
-        "(Rasa server + action server over the REST channel, SQLite, one process each).",
+        f"Measured {time.strftime('%Y-%m-%d %H:%M UTC', time.gmtime())} on {machine}, with "
+        "`make bench`. One Rasa server and one action server on SQLite unless a row says otherwise.",
         "",
-        markdown_table(results),
+        "## Understanding (held-out questions in tests/nlu, never trained on)",
         "",
-        "![turn latency](latency.png)",
+        understanding_table(understanding),
+        "",
+        "## Speed",
+        "",
+        "Back to back: each conversation sends its next message as soon as it has a reply (a "
+        "stress test). Patient pace: 2-6 s between messages, like a person typing. "
+        "sms: FAQ questions through the Twilio webhook, signed as Twilio signs them.",
+        "",
+        markdown_table(speed),
+        "",
+        "![p95 turn latency](latency.png)",
+        "",
+        "## Cost",
         "",
         "| cost | value |",
         "|---|---|",
-        f"| model size on disk | {MODEL.stat().st_size / 1e6:.1f} MB |",
-        f"| servers started (both listening) | {up:.1f} s |",
+        f"| training from scratch (config.yml, NLU + dialogue) | {training_seconds:.0f} s, "
+        f"peak {training_peak_mb:.0f} MB |",
+        f"| model size on disk | {model_megabytes:.1f} MB |",
+        f"| start to both servers listening | {up:.1f} s |",
         f"| first answer after start | {first_answer * 1000:.0f} ms |",
+        f"| resident memory at rest: Rasa server / action server | "
+        f"{at_rest['rasa_server']:.0f} MB / {at_rest['action_server']:.0f} MB |",
+        f"| peak resident memory under load: Rasa server / action server | "
+        f"{under_load['rasa_server']:.0f} MB / {under_load['action_server']:.0f} MB |",
     ]
-    for moment, (rasa_mb, action_mb) in memory.items():
-        lines.append(
-            f"| resident memory {moment}: Rasa server / action server | {rasa_mb:.0f} MB / {action_mb:.0f} MB |"
-        )
     RESULTS.write_text("\n".join(lines) + "\n")
     print("\n".join(lines))
 

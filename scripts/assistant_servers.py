@@ -106,9 +106,11 @@ def launch_action_server(port: int, env: dict, log_path: Path) -> subprocess.Pop
     )
 
 
-def launch_rasa_server(port: int, endpoints: Path, env: dict, log_path: Path) -> subprocess.Popen:
+def launch_rasa_server(
+    port: int, endpoints: Path, env: dict, log_path: Path, model: Path = MODEL
+) -> subprocess.Popen:
     return subprocess.Popen(
-        [str(VENV_BIN / "rasa"), "run", "--model", str(MODEL), "--port", str(port)]
+        [str(VENV_BIN / "rasa"), "run", "--model", str(model), "--port", str(port)]
         + ["--endpoints", str(endpoints), "--credentials", str(REPO_ROOT / "credentials.yml")]
         + ["--cors", env["WEB_ORIGIN"]],
         cwd=REPO_ROOT,
@@ -140,17 +142,17 @@ def assistant_environment(database_url: str, extra_env: dict | None = None) -> d
     return env
 
 
-def require_model() -> None:
-    if not MODEL.exists():
-        raise FileNotFoundError(f"{MODEL} is missing: run `make train` (make test does it first)")
+def require_model(model: Path = MODEL) -> None:
+    if not model.exists():
+        raise FileNotFoundError(f"{model} is missing: run `make train` (make test does it first)")
 
 
 @contextlib.contextmanager
 def start_assistant(
-    workdir: Path, database_url: str, extra_env: dict | None = None
+    workdir: Path, database_url: str, extra_env: dict | None = None, model: Path = MODEL
 ) -> Iterator[Assistant]:
     """Starts both servers with their own ports, tracker store and appointments database."""
-    require_model()
+    require_model(model)
     workdir.mkdir(parents=True, exist_ok=True)
     action_port, rasa_port = free_port(), free_port()
     tracker_db = workdir / "conversations.db"
@@ -166,7 +168,7 @@ def start_assistant(
         action_log, rasa_log = workdir / "action_server.log", workdir / "rasa_server.log"
         action_server = launch_action_server(action_port, env, action_log)
         processes.append(action_server)
-        rasa_server = launch_rasa_server(rasa_port, endpoints, env, rasa_log)
+        rasa_server = launch_rasa_server(rasa_port, endpoints, env, rasa_log, model)
         processes.append(rasa_server)
         action_url = f"http://127.0.0.1:{action_port}"
         rasa_url = f"http://127.0.0.1:{rasa_port}"

@@ -94,11 +94,17 @@ def score(questions: list[LabelledQuestion], predictions: list[str]) -> dict:
         (q.topic, p) for q, p, ok in zip(questions, predictions, correct) if not ok
     )
     warning = report.get("warning_signs", {})
+    # A real question refused as out of scope costs a patient an answer, whichever way it was
+    # refused: by the out_of_scope intent or by the fallback.
+    refused = [q for q, p in zip(questions, predictions) if p in ("out_of_scope", FALLBACK_INTENT)]
     return {
         "examples": len(questions),
         "accuracy": sum(correct) / len(questions) if questions else 0.0,
         "macro_f1": report["macro avg"]["f1-score"],
         "warning_signs_recall": warning.get("recall"),
+        "out_of_scope_precision": (
+            sum(q.topic == "out_of_scope" for q in refused) / len(refused) if refused else None
+        ),
         "per_intent_f1": {
             label: values["f1-score"]
             for label, values in report.items()
