@@ -37,6 +37,10 @@ MAX_LENGTH = "max_length"
 
 _LOCK = threading.Lock()
 _CACHE: Dict[str, Any] = {}
+# A served message is one short sentence: on matrices that small, BLAS threads cost more than
+# they give, and with many conversations at once they fight the server's other work (measured:
+# parse time about halved). Training's full batches keep all threads.
+SINGLE_THREAD_BELOW = 4
 
 
 @dataclass
@@ -114,11 +118,21 @@ def _prepare_weights(raw: Dict[str, np.ndarray], config: Dict[str, Any]) -> Dict
 def _load_shared() -> Dict[str, Any]:
     """Weights are ~90 MB, so every featurizer instance in the process shares one copy."""
     with _LOCK:
-        if not _CACHE:
+        if "weights" not in _CACHE:
             raw, config, tokenizer_json = _read_model_zip()
             _CACHE["weights"] = _prepare_weights(raw, config)
             _CACHE["tokenizer_json"] = tokenizer_json
         return _CACHE
+
+
+def _blas_controller() -> Any:
+    """Made once, on first use, when the BLAS libraries are loaded (finding them takes ~1 ms)."""
+    from threadpoolctl import ThreadpoolController
+
+    with _LOCK:
+        if "blas_controller" not in _CACHE:
+            _CACHE["blas_controller"] = ThreadpoolController()
+        return _CACHE["blas_controller"]
 
 
 def _layer_norm(x: np.ndarray, gamma: np.ndarray, beta: np.ndarray, eps: float) -> np.ndarray:
@@ -150,6 +164,12 @@ class MiniLMEncoder:
 
     def encode(self, texts: Sequence[str], batch_size: int = 32) -> List[Encoding]:
         """Encodes texts in length-sorted batches so little compute is spent on padding."""
+        if len(texts) < SINGLE_THREAD_BELOW:
+            with _blas_controller().limit(limits=1, user_api="blas"):
+                return self._encode_sorted(texts, batch_size)
+        return self._encode_sorted(texts, batch_size)
+
+    def _encode_sorted(self, texts: Sequence[str], batch_size: int) -> List[Encoding]:
         results: List[Optional[Encoding]] = [None] * len(texts)
         order = sorted(range(len(texts)), key=lambda i: len(texts[i]))
         for start in range(0, len(order), batch_size):
@@ -258,7 +278,7 @@ class SentenceEmbeddingFeaturizer(DenseFeaturizer, GraphComponent):
     @staticmethod
     def required_packages() -> List[Text]:
         # Not the model package: Rasa checks by importing, and its __init__ prints to stdout.
-        return ["tokenizers", "safetensors", "scipy"]
+        return ["tokenizers", "safetensors", "scipy", "threadpoolctl"]
 
     @staticmethod
     def get_default_config() -> Dict[Text, Any]:

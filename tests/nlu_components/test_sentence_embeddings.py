@@ -142,3 +142,24 @@ def test_empty_message_does_not_crash() -> None:
 def test_invalid_config_is_rejected(config: Dict[str, Any]) -> None:
     with pytest.raises(InvalidConfigException):
         featurizer(**config)
+
+
+def test_a_served_message_is_embedded_on_one_blas_thread_and_training_batches_on_all(
+    encoder: MiniLMEncoder, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from threadpoolctl import threadpool_info
+
+    seen: List[int] = []
+    forward = encoder._forward
+
+    def recording_forward(*args: Any) -> np.ndarray:
+        seen.append(
+            min(lib["num_threads"] for lib in threadpool_info() if lib["user_api"] == "blas")
+        )
+        return forward(*args)
+
+    monkeypatch.setattr(encoder, "_forward", recording_forward)
+    before = max(lib["num_threads"] for lib in threadpool_info() if lib["user_api"] == "blas")
+    encoder.encode(["does it hurt"])
+    encoder.encode([f"question number {n}" for n in range(8)])
+    assert seen == [1, before]
