@@ -8,7 +8,8 @@ mkdir -p var && chmod 700 var
 ACTION_SERVER_PORT="${ACTION_SERVER_PORT:-5055}"
 RASA_PORT="${RASA_PORT:-5005}"
 WEB_PORT="${WEB_PORT:-8000}"
-WEB_ORIGIN="${WEB_ORIGIN:-http://localhost:${WEB_PORT}}"
+# Rasa's CORS and its socket.io channel both accept browser pages from this origin only.
+export WEB_ORIGIN="${WEB_ORIGIN:-http://localhost:${WEB_PORT}}"
 MODEL="models/hsg-assistant.tar.gz"
 # The page tells the visitor's browser where Rasa's socket.io channel is.
 export RASA_PUBLIC_URL="${RASA_PUBLIC_URL:-http://localhost:${RASA_PORT}}"

@@ -80,3 +80,29 @@ def test_only_the_web_apps_origin_is_allowed(assistant) -> None:
         )
         assert allowed.headers.get("Access-Control-Allow-Origin") == web_origin, name
         assert "Access-Control-Allow-Origin" not in foreign.headers, name
+
+
+def test_a_websocket_from_another_site_is_refused(assistant) -> None:
+    """Browsers do not apply CORS to WebSockets: the channel itself must check the origin."""
+
+    async def connect(origin: str) -> bool:
+        client = socketio.AsyncClient(reconnection=False)
+        try:
+            await client.connect(
+                assistant.rasa_url, headers={"Origin": origin}, transports=["websocket"]
+            )
+        except socketio.exceptions.ConnectionError:
+            return False
+        await client.disconnect()
+        return True
+
+    assert asyncio.run(connect(assistant.env["WEB_ORIGIN"]))
+    assert not asyncio.run(connect("http://evil.example"))
+
+
+def test_allowed_origins_come_from_one_variable() -> None:
+    from channels.web_widget import allowed_origins
+
+    assert allowed_origins("https://clinic.example/") == ["https://clinic.example"]
+    # Unset: engine.io's own default, the server's own origin only (never "any origin").
+    assert allowed_origins("") is None
