@@ -9,6 +9,9 @@ import pytest
 
 from scripts.assistant_servers import Assistant, scratch_postgres_database, start_assistant
 
+# sqlite_url, postgres_url, database_url: one database per test, for every folder.
+pytest_plugins = ["tests.database_fixtures"]
+
 
 @pytest.fixture(scope="session")
 def assistant(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Assistant]:

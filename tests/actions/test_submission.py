@@ -4,16 +4,12 @@ from __future__ import annotations
 
 import asyncio
 import logging
-import os
-import uuid
-from collections.abc import Iterator
 from datetime import date
 from pathlib import Path
 
 import pytest
 from rasa_sdk.executor import CollectingDispatcher
 from sqlalchemy import create_engine, text
-from sqlalchemy.engine import make_url
 
 from actions.parsing import SKIPPED
 from actions.submission import (
@@ -23,9 +19,10 @@ from actions.submission import (
     details_from_slots,
     idempotency_key,
 )
-from appointments.database import dispose_engines, migrate
+from appointments.database import migrate
 from appointments.requests import count_appointment_requests, get_appointment_request
 from tests.actions.trackers import make_tracker, user_event
+from tests.appointments.conftest import _dispose_engines_after_test  # noqa: F401
 
 SLOTS = {
     "full_name": "Ana Ruiz",
@@ -52,44 +49,11 @@ SLOTS = {
 PERSONAL_DETAILS = ["Ana", "Ruiz", "1990", "555", "example.com", "201"]
 
 
-@pytest.fixture(autouse=True)
-def _dispose_engines() -> Iterator[None]:
-    yield
-    dispose_engines()
-
-
 @pytest.fixture
-def sqlite_url(tmp_path: Path) -> str:
-    return f"sqlite:///{tmp_path / 'appointments.db'}"
-
-
-@pytest.fixture
-def postgres_url() -> Iterator[str]:
-    """A fresh schema on the TEST_DATABASE_URL server, dropped afterwards."""
-    server_url = os.environ.get("TEST_DATABASE_URL")
-    if not server_url:
-        pytest.skip("TEST_DATABASE_URL is not set")
-    schema = f"submission_test_{uuid.uuid4().hex[:12]}"
-    admin = create_engine(server_url, future=True, isolation_level="AUTOCOMMIT")
-    with admin.connect() as connection:
-        connection.execute(text(f'CREATE SCHEMA "{schema}"'))
-    try:
-        url = make_url(server_url).update_query_dict({"options": f"-csearch_path={schema}"})
-        yield url.render_as_string(hide_password=False)
-    finally:
-        dispose_engines()
-        with admin.connect() as connection:
-            connection.execute(text(f'DROP SCHEMA IF EXISTS "{schema}" CASCADE'))
-        admin.dispose()
-
-
-@pytest.fixture(params=["sqlite", "postgres"])
-def database_url(request: pytest.FixtureRequest, monkeypatch: pytest.MonkeyPatch) -> str:
-    """A migrated database that the action uses through DATABASE_URL."""
-    url = request.getfixturevalue(f"{request.param}_url")
-    migrate(url)
-    monkeypatch.setenv("DATABASE_URL", url)
-    return url
+def action_database_url(database_url: str, monkeypatch: pytest.MonkeyPatch) -> str:
+    """A migrated database (SQLite, then PostgreSQL) that the action finds through DATABASE_URL."""
+    monkeypatch.setenv("DATABASE_URL", database_url)
+    return database_url
 
 
 def confirmation_tracker(sender_id: str = "patient-1", channel: str = "rest", **slots):
@@ -153,7 +117,7 @@ def test_idempotency_key_depends_on_conversation_and_answers() -> None:
 
 
 def test_confirmation_stores_every_field_and_gives_the_reference(
-    database_url: str, monkeypatch: pytest.MonkeyPatch
+    action_database_url: str, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     monkeypatch.setenv("CLINIC_CALLBACK_PROMISE", "within one business day")
     messages, events = submit(confirmation_tracker(sender_id="conv-42", channel="socketio"))
@@ -161,7 +125,7 @@ def test_confirmation_stores_every_field_and_gives_the_reference(
     assert messages[0]["callback_sentence"] == (
         "Our team will contact you within one business day to confirm a time."
     )
-    row = get_appointment_request(messages[0]["reference"], url=database_url)
+    row = get_appointment_request(messages[0]["reference"], url=action_database_url)
     assert row.conversation_id == "conv-42"
     assert row.channel == "web"
     assert row.status == "new"
@@ -182,15 +146,15 @@ def test_confirmation_stores_every_field_and_gives_the_reference(
     assert "clinic_phone" not in reset
 
 
-def test_a_confirmation_delivered_twice_stores_one_row(database_url: str) -> None:
+def test_a_confirmation_delivered_twice_stores_one_row(action_database_url: str) -> None:
     tracker = confirmation_tracker(sender_id="double-tap")
     first, _ = submit(tracker)
     second, _ = submit(confirmation_tracker(sender_id="double-tap"))
     assert first[0]["reference"] == second[0]["reference"]
-    assert count_appointment_requests(url=database_url) == 1
+    assert count_appointment_requests(url=action_database_url) == 1
 
 
-def test_a_retried_call_racing_the_first_stores_one_row(database_url: str) -> None:
+def test_a_retried_call_racing_the_first_stores_one_row(action_database_url: str) -> None:
     async def both() -> list[str]:
         results = []
         for dispatcher in await asyncio.gather(*(run_once() for _ in range(5))):
@@ -206,10 +170,10 @@ def test_a_retried_call_racing_the_first_stores_one_row(database_url: str) -> No
 
     references = asyncio.run(both())
     assert len(set(references)) == 1
-    assert count_appointment_requests(url=database_url) == 1
+    assert count_appointment_requests(url=action_database_url) == 1
 
 
-def test_fifty_conversations_confirming_at_once_store_fifty_rows(database_url: str) -> None:
+def test_fifty_conversations_confirming_at_once_store_fifty_rows(action_database_url: str) -> None:
     async def confirm_all() -> list[CollectingDispatcher]:
         dispatchers = [CollectingDispatcher() for _ in range(50)]
         await asyncio.gather(
@@ -227,7 +191,7 @@ def test_fifty_conversations_confirming_at_once_store_fifty_rows(database_url: s
     assert responses == ["utter_appointment_request_saved"] * 50
     references = {dispatcher.messages[0]["reference"] for dispatcher in dispatchers}
     assert len(references) == 50
-    assert count_appointment_requests(url=database_url) == 50
+    assert count_appointment_requests(url=action_database_url) == 50
 
 
 def test_unreachable_database_is_never_reported_as_saved(
@@ -275,7 +239,7 @@ def test_incomplete_answers_are_not_saved(
 
 
 def test_info_logs_of_a_stored_request_hold_no_personal_details(
-    database_url: str, caplog: pytest.LogCaptureFixture
+    action_database_url: str, caplog: pytest.LogCaptureFixture
 ) -> None:
     with caplog.at_level(logging.INFO):
         messages, _ = submit(confirmation_tracker(sender_id="+12015550123", channel="twilio"))

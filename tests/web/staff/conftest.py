@@ -13,14 +13,8 @@ from flask import Flask
 from flask.testing import FlaskClient
 from werkzeug.test import TestResponse
 
-# The appointment store's database fixtures, so these tests run on both databases as well.
-from tests.appointments.conftest import (  # noqa: F401
-    _dispose_engines_after_test,
-    database_url,
-    empty_database_url,
-    postgres_url,
-    sqlite_url,
-)
+# Engines are cached per database URL, and every test has its own.
+from tests.appointments.conftest import _dispose_engines_after_test  # noqa: F401
 from tests.appointments.staff_factories import PASSWORD, use_cheap_password_hashing
 from web.app import create_app
 from web.staff import transcript
