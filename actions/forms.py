@@ -105,6 +105,9 @@ FAQ_INTENTS = frozenset(
 )
 QUESTION_INTENTS = FAQ_INTENTS | {"human_handoff", "bot_challenge"}
 LEAVE_FORM_INTENTS = frozenset({"stop", "change_request_field"})
+# Never an answer, whatever the words would parse as. "Tell me more" gets its answer and the form
+# resumes, as after a question, but the referring doctor's question would take its words as a name.
+NOT_AN_ANSWER_INTENTS = LEAVE_FORM_INTENTS | {"ask_more_detail"}
 # Below this the classifier is guessing, and the message is more likely an answer.
 INTERRUPTION_CONFIDENCE = 0.5
 SMS_CHANNELS = frozenset({"twilio"})
@@ -177,7 +180,7 @@ def answer_text(tracker: Tracker) -> str:
 
 
 def is_interruption(tracker: Tracker, parses_as_answer: bool) -> bool:
-    """True when the latest message is not an answer: stop, change, or a question to answer.
+    """True when the latest message is not an answer: stop, change, "tell me more", or a question.
 
     A question topic only interrupts when the words are not a usable answer or end in "?":
     "not sure" may look like pregnancy_concern to the classifier but answers the question.
@@ -185,7 +188,7 @@ def is_interruption(tracker: Tracker, parses_as_answer: bool) -> bool:
     intent, confidence = intent_of(tracker)
     if (tracker.latest_message or {}).get("guard_reason") == "warning_sign":
         return True
-    if intent in LEAVE_FORM_INTENTS and confidence >= INTERRUPTION_CONFIDENCE:
+    if intent in NOT_AN_ANSWER_INTENTS and confidence >= INTERRUPTION_CONFIDENCE:
         return True
     if intent in QUESTION_INTENTS and confidence >= INTERRUPTION_CONFIDENCE:
         return not parses_as_answer or "?" in answer_text(tracker)

@@ -1,10 +1,11 @@
 """`rasa data validate` that fails on every warning except two that Rasa 3.6 gets wrong.
 
 Rasa's validator calls a response unused unless a story or rule names it, so it flags every
-response that a custom action sends (form hints, the fallback's messages). Those, and only
-those, are allowed: each must be named in actions/ as `"utter_..."` or by an f-string prefix
-(`f"utter_invalid_{...}"`). Rasa also warns that slot auto-fill was removed in 3.0 every time
-it reads slot mappings, whatever they are.
+response that a custom action sends (form hints, the fallback's messages, the "tell me more"
+details). Those, and only those, are allowed: each must be named in actions/ as `"utter_..."`
+or match an f-string that composes names (`f"utter_invalid_{...}"`, `f"utter_{topic}_detail"`).
+Rasa also warns that slot auto-fill was removed in 3.0 every time it reads slot mappings,
+whatever they are.
 """
 
 from __future__ import annotations
@@ -17,17 +18,31 @@ from pathlib import Path
 REPO_ROOT = Path(__file__).resolve().parent.parent
 UNUSED_RESPONSE = re.compile(r"The utterance '(utter_\w+)' is not used in any story or rule\.")
 ALWAYS_RAISED = "Slot auto-fill has been removed in 3.0"
+# An f-string naming responses, e.g. f"utter_invalid_{hint or 'empty'}" or f"utter_{topic}_detail".
+COMPOSED_NAME = re.compile(r"""f(["'])(utter_(?:\w|\{[^{}]*\})*)\1""")
+PLACEHOLDER = re.compile(r"\{[^{}]*\}")
+# What a name composed from nothing but a placeholder would match: every response. Such an
+# f-string (f"utter_{intent}") only looks a name up, and must not excuse every unused response.
+ANY_RESPONSE = r"utter_\w+"
 
 
-def responses_sent_by_actions() -> tuple[set[str], tuple[str, ...]]:
-    """Response names the actions send, and prefixes of names they compose."""
+def responses_sent_by_actions() -> tuple[set[str], list[re.Pattern[str]]]:
+    """Response names the actions send, and patterns of the names they compose.
+
+    A composed name is matched whole, not by its prefix: f"utter_{topic}_detail" allows the
+    `_detail` family that actions/faq_details.py picks by the topic, and nothing else.
+    """
     names: set[str] = set()
-    prefixes: set[str] = set()
+    patterns: set[str] = set()
     for path in (REPO_ROOT / "actions").glob("*.py"):
         source = path.read_text()
         names |= set(re.findall(r"[\"'](utter_\w+)[\"']", source))
-        prefixes |= set(re.findall(r"f[\"'](utter_\w*?)\{", source))
-    return names, tuple(prefixes)
+        for _, template in COMPOSED_NAME.findall(source):
+            literal_parts = PLACEHOLDER.split(template)
+            pattern = r"\w+".join(re.escape(part) for part in literal_parts)
+            if len(literal_parts) > 1 and pattern != ANY_RESPONSE:
+                patterns.add(pattern)
+    return names, [re.compile(pattern) for pattern in sorted(patterns)]
 
 
 def responses_of_form_questions() -> set[str]:
@@ -54,7 +69,7 @@ def main() -> int:
     with warnings.catch_warnings(record=True) as caught:
         warnings.simplefilter("always", UserWarning)
         validate_files(fail_on_warnings=False, max_history=None, importer=importer)
-    sent, composed_prefixes = responses_sent_by_actions()
+    sent, composed = responses_sent_by_actions()
     allowed = sent | responses_of_form_questions()
     problems = []
     for warning in caught:
@@ -62,7 +77,10 @@ def main() -> int:
         if not issubclass(warning.category, UserWarning) or message.startswith(ALWAYS_RAISED):
             continue
         unused = UNUSED_RESPONSE.search(message)
-        if unused and (unused.group(1) in allowed or unused.group(1).startswith(composed_prefixes)):
+        if unused and (
+            unused.group(1) in allowed
+            or any(pattern.fullmatch(unused.group(1)) for pattern in composed)
+        ):
             continue
         problems.append(message)
     for problem in problems:

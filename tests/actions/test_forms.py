@@ -157,6 +157,12 @@ def test_a_question_or_stop_mid_form_fills_nothing_so_the_form_lets_a_rule_answe
     assert slots == {}
 
 
+def test_tell_me_more_is_never_taken_as_an_answer_even_where_any_words_would_do() -> None:
+    responses, slots = answer("referring_doctor", "tell me more", intent="ask_more_detail")
+    assert responses == []
+    assert slots == {}
+
+
 def test_a_faq_intent_that_is_a_usable_answer_is_taken_as_the_answer() -> None:
     responses, slots = answer(
         "possibly_pregnant", "not sure", intent="pregnancy_concern", confidence=0.7

@@ -21,6 +21,17 @@ def test_a_signed_question_gets_the_answer_as_twiml(twilio, phone_number) -> Non
     assert_fits_sms(reply.messages)
 
 
+def test_an_answer_fits_one_text_and_more_brings_the_longer_one(twilio, phone_number) -> None:
+    twilio.text(phone_number, "hi")  # the disclaimer comes with the first reply
+    answer = twilio.text(phone_number, "does an hsg hurt")
+    assert len(answer.messages) == 1
+    assert answer.messages[0].endswith("Reply MORE for details.")
+
+    detail = twilio.text(phone_number, "MORE")
+    assert "Pap smear" in detail.text
+    assert_fits_sms(detail.messages)
+
+
 def test_unsigned_and_wrongly_signed_posts_are_refused_without_a_trace(
     assistant, twilio, phone_number, tracker_event_count
 ) -> None:

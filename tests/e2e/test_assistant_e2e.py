@@ -12,11 +12,14 @@ from scripts.assistant_servers import REPO_ROOT, new_sender
 
 TOPICS = yaml.safe_load((REPO_ROOT.parent / "shared" / "topics.yml").read_text())
 FAQ_RESPONSES = yaml.safe_load(Path(REPO_ROOT / "domain" / "faq.yml").read_text())["responses"]
+DETAIL_RESPONSES = yaml.safe_load(Path(REPO_ROOT / "domain" / "faq_details.yml").read_text())[
+    "responses"
+]
 CLINIC = load_clinic_settings()
 
 
-def expected_answer(topic: str) -> str:
-    template = FAQ_RESPONSES[f"utter_{topic}"][0]["text"]
+def expected_answer(topic: str, responses: dict = FAQ_RESPONSES, suffix: str = "") -> str:
+    template = responses[f"utter_{topic}{suffix}"][0]["text"]
     return template.format(
         clinic_name=CLINIC.name,
         clinic_phone=CLINIC.phone,
@@ -43,6 +46,20 @@ def test_every_topic_gets_its_curated_answer_with_clinic_details_filled(assistan
 )
 def test_patient_questions_are_answered(assistant, question, topic) -> None:
     assert expected_answer(topic) in assistant.reply_text(question)
+
+
+def test_tell_me_more_gives_the_longer_answer_of_the_topic_just_answered(assistant) -> None:
+    sender = new_sender()
+    messages = assistant.send("does it hurt?", sender)
+    assert {"title": "Tell me more", "payload": "/ask_more_detail"} in messages[-1]["buttons"]
+    detail = assistant.reply_text("/ask_more_detail", sender)
+    assert expected_answer("pain", DETAIL_RESPONSES, "_detail") in detail
+    assert expected_answer("pain") not in detail
+
+
+def test_tell_me_more_with_no_topic_asks_which_one(assistant) -> None:
+    reply = assistant.reply_text("tell me more", new_sender())
+    assert "Which topic would you like to know more about?" in reply
 
 
 def test_disclaimer_is_said_once_per_conversation(assistant) -> None:

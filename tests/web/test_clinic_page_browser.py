@@ -187,6 +187,15 @@ def test_the_widget_answers_on_a_phone_and_keeps_the_conversation_on_reload(
     phone.assert_stayed_on_this_machine()
 
 
+def test_tell_me_more_under_an_answer_gives_the_longer_one(phone: PhonePage) -> None:
+    phone.open_chat_by_keyboard()
+    phone.wait_for_reply(0, "What would you like to know")
+    phone.type_message("does an hsg hurt", "cramping")
+    detail = phone.choose("Tell me more", "Pap smear")
+    assert "cramps ease within an hour or two" in detail
+    phone.assert_stayed_on_this_machine()
+
+
 def test_an_appointment_request_through_the_widget_is_stored(assistant, phone: PhonePage) -> None:
     """Walks the form in domain/appointment.yml with the keyboard, buttons included."""
     phone.open_chat_by_keyboard()
