@@ -12,7 +12,7 @@ import re
 import unicodedata
 from dataclasses import dataclass, field
 from datetime import date, datetime, timedelta
-from typing import Generic, Optional, TypeVar
+from typing import Any, Callable, Generic, Optional, TypeVar
 
 import dateparser
 import phonenumbers
@@ -101,6 +101,20 @@ def _check_length(text: str) -> Optional[str]:
     return None
 
 
+def checked_answer(parse: Callable[..., ParseResult]) -> Callable[..., ParseResult]:
+    """Every answer parser: the answer cleaned to one line, and refused if empty or over-long."""
+
+    @functools.wraps(parse)
+    def parse_checked(text: object, *args: Any, **kwargs: Any) -> ParseResult:
+        cleaned = clean_text(text)
+        problem = _check_length(cleaned)
+        if problem:
+            return _invalid(problem)
+        return parse(cleaned, *args, **kwargs)
+
+    return parse_checked
+
+
 def _words(text: str) -> str:
     """Lowercase words only, for matching short answers like "n/a" or "text me"."""
     text = text.lower().replace("\u2019", "'")
@@ -137,12 +151,9 @@ NOT_NAMES = frozenset(
 )
 
 
-def parse_full_name(text: object) -> ParseResult[str]:
+@checked_answer
+def parse_full_name(text: str) -> ParseResult[str]:
     """The patient's first and last name from an answer such as "I'm Ana Ruiz, born 3/4/1990"."""
-    text = clean_text(text)
-    problem = _check_length(text)
-    if problem:
-        return _invalid(problem)
     if "?" in text:
         return _invalid("full_name_format")
     name = NAME_LEAD_INS.sub("", text, count=1)
@@ -204,12 +215,9 @@ def age_on(birth: date, today: date) -> int:
     return today.year - birth.year - ((today.month, today.day) < (birth.month, birth.day))
 
 
-def parse_date_of_birth(text: object, today: date) -> ParseResult[date]:
+@checked_answer
+def parse_date_of_birth(text: str, today: date) -> ParseResult[date]:
     """A real past date of birth (month/day/year, US order) for a patient aged 12 to 119."""
-    text = clean_text(text)
-    problem = _check_length(text)
-    if problem:
-        return _invalid(problem)
     settings = {
         **DATE_OF_BIRTH_SETTINGS,
         "RELATIVE_BASE": datetime.combine(today, datetime.min.time()),
@@ -269,12 +277,9 @@ UNKNOWN_PERIOD_PHRASES = (
 )
 
 
-def parse_last_period(text: object, today: date) -> ParseResult[LastPeriod]:
+@checked_answer
+def parse_last_period(text: str, today: date) -> ParseResult[LastPeriod]:
     """First day of the last period (within 90 days, not future), "not applicable" or "not sure"."""
-    text = clean_text(text)
-    problem = _check_length(text)
-    if problem:
-        return _invalid(problem)
     words = _words(text)
     if _contains_phrase(words, NOT_APPLICABLE_PHRASES) or words.replace(" ", "") == "n/a":
         return ParseResult(value=LastPeriod(not_applicable=True))
@@ -355,16 +360,13 @@ def _parse_relative_weekday(phrase: str, settings: dict) -> Optional[datetime]:
     return _parse_date(rest, {**settings, "PREFER_DATES_FROM": direction[first.lower()]})
 
 
-def parse_preferred_times(text: object, now: datetime) -> ParseResult[PreferredTimes]:
+@checked_answer
+def parse_preferred_times(text: str, now: datetime) -> ParseResult[PreferredTimes]:
     """Preferred days and times kept as written, with the future dates they name.
 
     "next tuesday afternoon" gives that Tuesday; "mornings" or "any weekday after 3" keep
     only the words. An answer that names only past dates is refused.
     """
-    text = clean_text(text)
-    problem = _check_length(text)
-    if problem:
-        return _invalid(problem)
     if not any(char.isalnum() for char in text):
         return _invalid("preferred_times_format")
     words = _words(text)
@@ -409,12 +411,9 @@ def _phone_candidates(text: str) -> list[phonenumbers.PhoneNumber]:
     return candidates
 
 
-def parse_phone(text: object) -> ParseResult[str]:
+@checked_answer
+def parse_phone(text: str) -> ParseResult[str]:
     """A valid US phone number in E.164 ("+12015550123"), from the answer or a number inside it."""
-    text = clean_text(text)
-    problem = _check_length(text)
-    if problem:
-        return _invalid(problem)
     foreign = False
     for number in _phone_candidates(text):
         if not phonenumbers.is_valid_number(number):
@@ -483,12 +482,9 @@ def is_skip_answer(text: object) -> bool:
     return words in SKIP_PHRASES or words.replace(" ", "") == "n/a"
 
 
-def parse_email(text: object) -> ParseResult[str]:
+@checked_answer
+def parse_email(text: str) -> ParseResult[str]:
     """A syntactically valid email address, normalised; or SKIPPED for "no"/"skip"/"n/a"."""
-    text = clean_text(text)
-    problem = _check_length(text)
-    if problem:
-        return _invalid(problem)
     if is_skip_answer(text):
         return ParseResult(value=SKIPPED)
     candidates = [text] + [word.strip(".,;:!?()<>[]\"'") for word in text.split() if "@" in word]
@@ -582,12 +578,9 @@ YES_PHRASES = (
 )
 
 
-def parse_yes_no_unsure(text: object) -> ParseResult[str]:
+@checked_answer
+def parse_yes_no_unsure(text: str) -> ParseResult[str]:
     """ "yes", "no" or "unsure" from a short answer such as "nope" or "I'm not sure"."""
-    text = clean_text(text)
-    problem = _check_length(text)
-    if problem:
-        return _invalid(problem)
     words = _words(text)
     if _contains_phrase(words, UNSURE_PHRASES):
         return ParseResult(value=UNSURE)
@@ -605,12 +598,9 @@ CONTACT_METHOD_WORDS = {
 }
 
 
-def parse_contact_method(text: object) -> ParseResult[str]:
+@checked_answer
+def parse_contact_method(text: str) -> ParseResult[str]:
     """ "text", "call" or "email"; when several are named, the first one mentioned."""
-    text = clean_text(text)
-    problem = _check_length(text)
-    if problem:
-        return _invalid(problem)
     words = _words(text)
     padded = f" {words} "
     positions = {}
@@ -626,12 +616,9 @@ def parse_contact_method(text: object) -> ParseResult[str]:
 DOCTOR_CHARACTERS = re.compile(r"^[\w .,'\u2019&()/#\-]+$")
 
 
-def parse_referring_doctor(text: object) -> ParseResult[str]:
+@checked_answer
+def parse_referring_doctor(text: str) -> ParseResult[str]:
     """The referring doctor or practice as written; SKIPPED for "none"/"skip"/"self-referred"."""
-    text = clean_text(text)
-    problem = _check_length(text)
-    if problem:
-        return _invalid(problem)
     if is_skip_answer(text):
         return ParseResult(value=SKIPPED)
     letters = sum(char.isalpha() for char in text)
