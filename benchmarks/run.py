@@ -153,10 +153,21 @@ def plot(results: list[tuple[str, str, int, dict]]) -> None:
     import matplotlib.pyplot as plt
 
     figure, axes = plt.subplots(1, 2, figsize=(10, 3.8), sharey=True)
+    kinds = sorted({kind for kind, _, _, _ in results})
+    # One colour per kind of turn in both panels.
+    colours = {kind: f"C{index}" for index, kind in enumerate(kinds)}
     for axis, pace in zip(axes, PACES):
-        for kind in sorted({k for k, p, _, _ in results if p == pace}):
+        for kind in kinds:
             rows = [(c, r) for k, p, c, r in results if k == kind and p == pace]
-            axis.plot([c for c, _ in rows], [r["p95_ms"] for _, r in rows], marker="o", label=kind)
+            if not rows:
+                continue
+            axis.plot(
+                [c for c, _ in rows],
+                [r["p95_ms"] for _, r in rows],
+                marker="o",
+                color=colours[kind],
+                label=kind,
+            )
         axis.set_title(f"p95 turn latency, {pace}")
         axis.set_xlabel("concurrent conversations")
         axis.set_xscale("log")
