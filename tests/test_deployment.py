@@ -19,6 +19,7 @@ from scripts.assistant_servers import (
     VENV_BIN,
     base_environment,
     free_port,
+    migrate,
     stop_processes,
     wait_until_up,
 )
@@ -71,12 +72,7 @@ def gunicorn_web_app(tmp_path_factory: pytest.TempPathFactory):
         DATABASE_URL=f"sqlite:///{workdir / 'appointments.db'}",
         FLASK_SECRET_KEY="test-only-secret-key",  # noqa: S105 (a test-only value)
     )
-    subprocess.run(
-        [str(VENV_BIN / "python"), "-m", "appointments.database", "migrate"],
-        cwd=REPO_ROOT,
-        env=env,
-        check=True,
-    )
+    migrate(env)
     command = [
         arg if arg != "0.0.0.0:8000" else f"127.0.0.1:{port}" for arg in SERVICES["web"]["command"]
     ]
