@@ -30,7 +30,6 @@ from benchmarks.understanding import markdown_table as understanding_table
 from scripts.assistant_servers import (
     REPO_ROOT,
     TEST_TWILIO_AUTH_TOKEN,
-    scratch_postgres_database,
     start_assistant,
     start_scaled_out,
 )
@@ -135,15 +134,13 @@ def measure_scale_out(concurrency: list[int], rounds: int) -> list[tuple[str, st
         print("Two-server figures skipped: set TEST_DATABASE_URL and TEST_REDIS_URL", flush=True)
         return []
     with tempfile.TemporaryDirectory() as tmp:
-        with scratch_postgres_database(database_url) as requests_url:
-            with scratch_postgres_database(database_url) as tracker_url:
-                with start_scaled_out(Path(tmp), requests_url, tracker_url, redis_url) as cluster:
-                    results = []
-                    for level in concurrency:
-                        result = asyncio.run(run_load(cluster.rasa_urls, "faq", level, rounds))
-                        results.append(("faq, 2 Rasa servers", "back to back", level, result))
-                        print(markdown_table(results[-1:]).splitlines()[-1], flush=True)
-                    return results
+        with start_scaled_out(Path(tmp), database_url, redis_url) as cluster:
+            results = []
+            for level in concurrency:
+                result = asyncio.run(run_load(cluster.rasa_urls, "faq", level, rounds))
+                results.append(("faq, 2 Rasa servers", "back to back", level, result))
+                print(markdown_table(results[-1:]).splitlines()[-1], flush=True)
+            return results
 
 
 def plot(results: list[tuple[str, str, int, dict]]) -> None:

@@ -239,26 +239,28 @@ def production_endpoint_environment(
 
 @contextlib.contextmanager
 def start_scaled_out(
-    workdir: Path,
-    database_url: str,
-    tracker_database_url: str,
-    redis_url: str,
-    servers: int = 2,
+    workdir: Path, postgres_server_url: str, redis_url: str, servers: int = 2
 ) -> Iterator[ScaledOutAssistant]:
-    """Starts `servers` Rasa servers with endpoints.production.yml, each with an action server."""
+    """Starts `servers` Rasa servers with endpoints.production.yml, each with an action server.
+
+    Requests and conversations go to two scratch databases on the PostgreSQL server.
+    """
     require_model()
     workdir.mkdir(parents=True, exist_ok=True)
-    shared_env = assistant_environment(database_url)
-    shared_env.update(
-        production_endpoint_environment(
-            tracker_database_url, redis_url, key_prefix=f"test{uuid.uuid4().hex[:8]}"
+    with contextlib.ExitStack() as stack:
+        database_url = stack.enter_context(scratch_postgres_database(postgres_server_url))
+        tracker_database_url = stack.enter_context(scratch_postgres_database(postgres_server_url))
+        shared_env = assistant_environment(database_url)
+        shared_env.update(
+            production_endpoint_environment(
+                tracker_database_url, redis_url, key_prefix=f"test{uuid.uuid4().hex[:8]}"
+            )
         )
-    )
-    migrate(shared_env)
-    rasa_servers: list[subprocess.Popen] = []
-    action_servers: list[subprocess.Popen] = []
-    try:
-        waits = []
+        migrate(shared_env)
+        rasa_servers: list[subprocess.Popen] = []
+        action_servers: list[subprocess.Popen] = []
+        stack.callback(lambda: stop_processes(rasa_servers + action_servers))
+        rasa_urls, waits = [], []
         for index in range(servers):
             action_port, rasa_port = free_port(), free_port()
             env = dict(shared_env, ACTION_SERVER_URL=f"http://127.0.0.1:{action_port}/webhook")
@@ -268,18 +270,17 @@ def start_scaled_out(
             rasa_log = workdir / f"rasa_server_{index}.log"
             endpoints = REPO_ROOT / "endpoints.production.yml"
             rasa_servers.append(launch_rasa_server(rasa_port, endpoints, env, rasa_log))
-            waits.append((f"http://127.0.0.1:{rasa_port}/", rasa_servers[-1], rasa_log))
+            rasa_urls.append(f"http://127.0.0.1:{rasa_port}")
+            waits.append((f"{rasa_urls[-1]}/", rasa_servers[-1], rasa_log))
         for url, process, log in waits:
             wait_until_up(url, process, log, timeout=300)
         yield ScaledOutAssistant(
-            rasa_urls=[url.rstrip("/") for url, _, _ in waits[1::2]],
+            rasa_urls=rasa_urls,
             rasa_servers=rasa_servers,
             action_servers=action_servers,
             database_url=database_url,
             tracker_database_url=tracker_database_url,
         )
-    finally:
-        stop_processes(rasa_servers + action_servers)
 
 
 @contextlib.contextmanager

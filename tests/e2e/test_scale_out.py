@@ -7,7 +7,6 @@ skipped elsewhere, except under CI=1, where an unreachable server is a failure.
 from __future__ import annotations
 
 import os
-import re
 from concurrent.futures import ThreadPoolExecutor
 from typing import Iterator
 
@@ -18,11 +17,9 @@ from appointments.requests import count_appointment_requests, get_appointment_re
 from scripts.assistant_servers import (
     ScaledOutAssistant,
     new_sender,
-    scratch_postgres_database,
     start_scaled_out,
 )
-
-REFERENCE_PATTERN = re.compile(r"\bHSG-[23456789A-HJKMNP-Z]{6}\b")
+from tests.e2e.test_appointment_request_e2e import REFERENCE_PATTERN
 
 
 def reachable_servers() -> tuple[str, str]:
@@ -52,11 +49,9 @@ def reachable_servers() -> tuple[str, str]:
 @pytest.fixture(scope="module")
 def cluster(tmp_path_factory: pytest.TempPathFactory) -> Iterator[ScaledOutAssistant]:
     database_url, redis_url = reachable_servers()
-    with scratch_postgres_database(database_url) as requests_url:
-        with scratch_postgres_database(database_url) as tracker_url:
-            workdir = tmp_path_factory.mktemp("scale-out")
-            with start_scaled_out(workdir, requests_url, tracker_url, redis_url) as running:
-                yield running
+    workdir = tmp_path_factory.mktemp("scale-out")
+    with start_scaled_out(workdir, database_url, redis_url) as running:
+        yield running
 
 
 def say(cluster: ScaledOutAssistant, server: int, sender: str, message: str, expect: str) -> str:
