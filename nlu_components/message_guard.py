@@ -36,7 +36,8 @@ WARNING_SIGN_PATTERN = re.compile(
     \bfever | \bfeverish | \bchills\b | \bhigh\ temp | \btemperature\ of\ (?:3[89]|10[0-4])
     | \b(?:foul|bad|awful|terrible|horrible|strong|fishy|rotten)[\s-]*(?:smell|smelling|odou?r)
     | \bsmell(?:s|ing)?\ (?:really\ |so\ |very\ )?(?:bad|foul|awful|terrible|rotten|fishy|off)\b | \bstinks?\b
-    | \b(?:green|greenish|yellow|yellowish)\ discharge
+    | \b(?:green|greenish|yellow|yellowish)\ (?:discharge|gunk|goo|gloop|mucus|slime|pus)
+    | \bpus\b | \bpus-like
     | \bheavy\ bleeding | \bbleeding\ (?:heavily|a\ lot|really\ heavy)
     | \bsoak(?:ing|ed|s)?\ (?:through\ )?(?:a\ |my\ |one\ )?pads?
     | \bbleeding\ (?:won'?t|wont|doesn'?t|does\ not|hasn'?t|has\ not|isn'?t|is\ not)\ (?:stop|stopp)

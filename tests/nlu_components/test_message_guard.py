@@ -15,6 +15,8 @@ guard = MessageGuard({"max_characters": 1000})
         "Running a temperature of 38.5 two days after the dye test",
         "my discharge smells really bad",
         "there's a foul smelling discharge",
+        "greenish goo since tuesday's dye test",
+        "some pus-like stuff down there after the procedure",
         "bleeding heavily, soaking a pad every hour",
         "the bleeding won't stop after my hsg",
         "the pain is getting worse not better",

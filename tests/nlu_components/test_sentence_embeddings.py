@@ -1,7 +1,10 @@
-"""The MiniLM featurizer: embeddings match the upstream model and features fit Rasa's tokens."""
+"""The MPNet featurizer: embeddings match the reference implementation and fit Rasa's tokens."""
 
 from __future__ import annotations
 
+import io
+import json
+from pathlib import Path
 from typing import Any, Dict, List
 
 import numpy as np
@@ -15,15 +18,18 @@ from rasa.shared.nlu.training_data.training_data import TrainingData
 
 from nlu_components.sentence_embeddings import (
     EMBEDDING_DIM,
-    MiniLMEncoder,
+    JoinedFiles,
+    MPNetEncoder,
     SentenceEmbeddingFeaturizer,
+    read_safetensors,
+    relative_position_buckets,
 )
 
-# Tests share the process-wide cached weights, so only the first one pays the ~1 s load.
+# Tests share the process-wide cached weights, so only the first one pays the ~3 s load.
 
 
 def featurizer(**config: Any) -> SentenceEmbeddingFeaturizer:
-    context = ExecutionContext(graph_schema=None, node_name="minilm")  # type: ignore[arg-type]
+    context = ExecutionContext(graph_schema=None, node_name="sentence_embeddings")  # type: ignore[arg-type]
     return SentenceEmbeddingFeaturizer(config, context)
 
 
@@ -40,23 +46,24 @@ def features(message: Message) -> Dict[str, np.ndarray]:
 
 
 @pytest.fixture(scope="module")
-def encoder() -> MiniLMEncoder:
-    return MiniLMEncoder()
+def encoder() -> MPNetEncoder:
+    return MPNetEncoder()
 
 
-def test_matches_the_published_sentence_transformers_similarities(encoder: MiniLMEncoder) -> None:
-    # The scores sbert.net's quickstart prints for all-MiniLM-L6-v2: agreement to 1e-3 means
-    # the NumPy forward pass, pooling and normalisation reproduce the reference implementation.
+def test_matches_the_reference_implementation(encoder: MPNetEncoder) -> None:
+    # Scores of Hugging Face transformers 4.46.3 (torch 2.13, MPNetModel, mean pooling, L2 norm)
+    # on the same weights: agreement to 1e-3 means the NumPy forward pass, relative position
+    # buckets, pooling and normalisation reproduce the reference implementation.
     embeddings = encoder.embed(
         ["The weather is lovely today.", "It's so sunny outside!", "He drove to the stadium."]
     )
     similarities = embeddings @ embeddings.T
-    assert similarities[0, 1] == pytest.approx(0.6660, abs=1e-3)
-    assert similarities[0, 2] == pytest.approx(0.1046, abs=1e-3)
-    assert similarities[1, 2] == pytest.approx(0.1411, abs=1e-3)
+    assert similarities[0, 1] == pytest.approx(0.6817, abs=1e-3)
+    assert similarities[0, 2] == pytest.approx(0.0492, abs=1e-3)
+    assert similarities[1, 2] == pytest.approx(0.0421, abs=1e-3)
 
 
-def test_paraphrases_are_closer_than_unrelated_questions(encoder: MiniLMEncoder) -> None:
+def test_paraphrases_are_closer_than_unrelated_questions(encoder: MPNetEncoder) -> None:
     question, paraphrase, unrelated = encoder.embed(
         ["Does the HSG procedure hurt?", "Is the HSG test painful?", "Where can I park my car?"]
     )
@@ -64,7 +71,7 @@ def test_paraphrases_are_closer_than_unrelated_questions(encoder: MiniLMEncoder)
     assert question @ unrelated < 0.3
 
 
-def test_embeddings_are_unit_length_and_deterministic(encoder: MiniLMEncoder) -> None:
+def test_embeddings_are_unit_length_and_deterministic(encoder: MPNetEncoder) -> None:
     texts = ["how long does it take", "can i eat before the test?", "hi"]
     batched = encoder.embed(texts, batch_size=3)
     one_by_one = np.stack([encoder.embed([text])[0] for text in texts])
@@ -76,7 +83,7 @@ def test_embeddings_are_unit_length_and_deterministic(encoder: MiniLMEncoder) ->
     np.testing.assert_array_equal(batched, encoder.embed(texts, batch_size=3))
 
 
-def test_empty_and_blank_texts_embed_without_error(encoder: MiniLMEncoder) -> None:
+def test_empty_and_blank_texts_embed_without_error(encoder: MPNetEncoder) -> None:
     embeddings = encoder.embed(["", "   ", "\u200b"])
     assert embeddings.shape == (3, EMBEDDING_DIM)
     assert np.isfinite(embeddings).all()
@@ -121,7 +128,7 @@ def test_text_longer_than_max_length_keeps_one_row_per_token() -> None:
     (message,) = featurizer(max_length=16).process(tokenized(text))
     sequence = features(message)["sequence"]
     assert sequence.shape == (300, EMBEDDING_DIM)
-    # 14 wordpieces fit between [CLS] and [SEP]; tokens past the cut get zero rows.
+    # 14 wordpieces fit between <s> and </s>; tokens past the cut get zero rows.
     assert np.abs(sequence[:14]).sum(axis=1).all()
     assert not sequence[14:].any()
 
@@ -145,7 +152,7 @@ def test_invalid_config_is_rejected(config: Dict[str, Any]) -> None:
 
 
 def test_a_served_message_is_embedded_on_one_blas_thread_and_training_batches_on_all(
-    encoder: MiniLMEncoder, monkeypatch: pytest.MonkeyPatch
+    encoder: MPNetEncoder, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     from threadpoolctl import threadpool_info
 
@@ -163,3 +170,37 @@ def test_a_served_message_is_embedded_on_one_blas_thread_and_training_batches_on
     encoder.encode(["does it hurt"])
     encoder.encode([f"question number {n}" for n in range(8)])
     assert seen == [1, before]
+
+
+def test_relative_position_buckets_match_mpnet() -> None:
+    # Values of transformers' MPNetEncoder.relative_position_bucket: offsets within 8 get their
+    # own bucket, farther ones share log-spaced buckets, keys after the query use the upper half.
+    buckets = relative_position_buckets(200)
+    assert buckets[0, 0] == 0
+    assert buckets[5, 0] == 5 and buckets[0, 5] == 21
+    assert buckets[20, 0] == 10
+    assert buckets[199, 0] == 15 and buckets[0, 199] == 31
+
+
+def test_a_changed_weights_file_is_refused() -> None:
+    # A tampered or different model would silently shift every embedding the classifier uses.
+    tampered = io.BytesIO()
+    header = json.dumps({"w": {"dtype": "F32", "shape": [2], "data_offsets": [0, 8]}}).encode()
+    tampered.write(len(header).to_bytes(8, "little") + header + np.ones(2, np.float32).tobytes())
+    tampered.seek(0)
+    with pytest.raises(RuntimeError, match="sha256"):
+        read_safetensors(tampered)
+
+
+def test_split_files_read_as_one_stream(tmp_path: Path) -> None:
+    parts = []
+    for index, chunk in enumerate([b"abc", b"", b"defgh", b"ij"]):
+        part = tmp_path / f"part{index}"
+        part.write_bytes(chunk)
+        parts.append(part)
+    with JoinedFiles(parts) as joined:
+        assert joined.read() == b"abcdefghij"
+        joined.seek(-4, io.SEEK_END)
+        assert joined.read(3) == b"ghi"
+        joined.seek(2)
+        assert joined.read(3) == b"cde"
