@@ -169,31 +169,31 @@ def _read_model() -> Tuple[Dict[str, np.ndarray], Dict[str, Any], str]:
             return read_safetensors(stream), config, tokenizer_json
 
 
+# Each layer's weights under this module's short names, from the checkpoint's names.
+_LINEAR_MAPS = {
+    "q": "attention.attn.q",
+    "k": "attention.attn.k",
+    "v": "attention.attn.v",
+    "out": "attention.attn.o",
+    "up": "intermediate.dense",
+    "down": "output.dense",
+}
+_LAYER_NORMS = {"ln1": "attention.LayerNorm", "ln2": "output.LayerNorm"}
+
+
 def _prepare_weights(raw: Dict[str, np.ndarray], config: Dict[str, Any]) -> Dict[str, Any]:
-    # Transposed views, not copies: BLAS multiplies by a transpose just as fast.
     layers = []
     for i in range(config["num_hidden_layers"]):
         p = f"encoder.layer.{i}."
-        layers.append(
-            {
-                "q_w": raw[f"{p}attention.attn.q.weight"].T,
-                "q_b": raw[f"{p}attention.attn.q.bias"],
-                "k_w": raw[f"{p}attention.attn.k.weight"].T,
-                "k_b": raw[f"{p}attention.attn.k.bias"],
-                "v_w": raw[f"{p}attention.attn.v.weight"].T,
-                "v_b": raw[f"{p}attention.attn.v.bias"],
-                "out_w": raw[f"{p}attention.attn.o.weight"].T,
-                "out_b": raw[f"{p}attention.attn.o.bias"],
-                "ln1_g": raw[f"{p}attention.LayerNorm.weight"],
-                "ln1_b": raw[f"{p}attention.LayerNorm.bias"],
-                "up_w": raw[f"{p}intermediate.dense.weight"].T,
-                "up_b": raw[f"{p}intermediate.dense.bias"],
-                "down_w": raw[f"{p}output.dense.weight"].T,
-                "down_b": raw[f"{p}output.dense.bias"],
-                "ln2_g": raw[f"{p}output.LayerNorm.weight"],
-                "ln2_b": raw[f"{p}output.LayerNorm.bias"],
-            }
-        )
+        layer = {}
+        for short, name in _LINEAR_MAPS.items():
+            # Transposed views, not copies: BLAS multiplies by a transpose just as fast.
+            layer[f"{short}_w"] = raw[f"{p}{name}.weight"].T
+            layer[f"{short}_b"] = raw[f"{p}{name}.bias"]
+        for short, name in _LAYER_NORMS.items():
+            layer[f"{short}_g"] = raw[f"{p}{name}.weight"]
+            layer[f"{short}_b"] = raw[f"{p}{name}.bias"]
+        layers.append(layer)
     return {
         "word": raw["embeddings.word_embeddings.weight"],
         "position": raw["embeddings.position_embeddings.weight"],
