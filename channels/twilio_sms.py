@@ -20,6 +20,8 @@ from twilio.request_validator import RequestValidator
 from twilio.twiml.messaging_response import MessagingResponse
 
 from appointments.requests import is_sms_opted_out, set_sms_opt_out
+from channels.conversation_ids import sms_conversation_id
+from channels.message_limits import MessageGate
 from channels.sms_text import (
     HELP_KEYWORDS,
     OPT_IN_KEYWORDS,
@@ -114,6 +116,7 @@ class TwilioSmsInput(InputChannel):
         self.auth_token_env = auth_token_env
         self.validator = RequestValidator(auth_token) if auth_token else None
         self._missing_token_logged = False
+        self.gate = MessageGate.from_environment()
 
     def is_signed_by_twilio(self, request: Request, params: RequestParameters) -> bool:
         if self.validator is None:
@@ -203,14 +206,20 @@ class TwilioSmsInput(InputChannel):
             # Pictures and other media arrive with an empty body.
             return split_for_sms(no_text_reply())
 
+        conversation_id = sms_conversation_id(sender)
+        # Twilio's addresses are shared by every patient: only the conversation is counted.
+        refusal = self.gate.refusal(body, conversation_id, client_address=None)
+        if refusal:
+            return split_for_sms(refusal)
+
         collector = TwilioSmsOutput()
         try:
-            text = await self.with_button_payload(request, sender, body)
+            text = await self.with_button_payload(request, conversation_id, body)
             await on_new_message(
                 UserMessage(
                     text,
                     collector,
-                    sender,
+                    conversation_id,
                     input_channel=self.name(),
                     message_id=params.get("MessageSid") or None,
                     metadata={PHONE_NUMBER_METADATA_KEY: sender},
@@ -221,7 +230,7 @@ class TwilioSmsInput(InputChannel):
             return split_for_sms(apology_text())
         return sms_messages(collector.messages)
 
-    async def with_button_payload(self, request: Request, sender: str, body: str) -> str:
+    async def with_button_payload(self, request: Request, conversation_id: str, body: str) -> str:
         """The payload of the button the patient picked by number or title, else ``body``.
 
         The offered buttons come from the tracker, not from memory here, so that several Rasa
@@ -231,7 +240,7 @@ class TwilioSmsInput(InputChannel):
         tracker_store = getattr(agent, "tracker_store", None)
         if tracker_store is None:
             return body
-        tracker = await tracker_store.retrieve(sender)
+        tracker = await tracker_store.retrieve(conversation_id)
         if tracker is None:
             return body
         return chosen_payload(body, buttons_offered_last(list(tracker.events))) or body

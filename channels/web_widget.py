@@ -1,26 +1,49 @@
-"""The website widget's socket.io channel: Rasa's own, refusing pages from other origins.
+"""The website widget's socket.io channel: server-issued conversation ids, the web origin only.
 
-Rasa 3.6 builds its socket.io server with ``cors_allowed_origins=[]``, which switches the origin
-check off; browsers apply CORS to HTTP polling but not to WebSockets, so without this any site
-could hold a conversation through a visitor's browser.
+Rasa 3.6's own channel takes the conversation id from every message the browser sends, so
+anyone who knows or guesses an id is inside that conversation. Here the server issues the id
+(``channels.conversation_ids``), remembers per socket which conversation it joined, and never
+reads an id from a message. Rasa's channel also builds its socket.io server with
+``cors_allowed_origins=[]``, which switches the origin check off; browsers apply CORS to HTTP
+polling but not to WebSockets, so without the check any site could hold a conversation through
+a visitor's browser.
 """
 
 from __future__ import annotations
 
+import logging
 import os
 from typing import Any, Awaitable, Callable, Dict, List, Optional, Text
 
 from rasa.core.channels.channel import InputChannel, UserMessage
-from rasa.core.channels.socketio import SocketIOInput
-from sanic import Blueprint
+from rasa.core.channels.socketio import SocketBlueprint, SocketIOInput, SocketIOOutput
+from sanic import Blueprint, response
+from sanic.request import Request
+from sanic.response import HTTPResponse
+from socketio import AsyncServer
+
+from channels.conversation_ids import WebConversationIds
+from channels.message_limits import MAX_SOCKET_PACKET_BYTES, MessageGate
+
+logger = logging.getLogger(__name__)
 
 DEFAULT_ALLOWED_ORIGINS_ENV = "WEB_ORIGIN"
+CONVERSATION_KEY = "conversation_id"
+ADDRESS_KEY = "client_address"
 
 
 def allowed_origins(value: str) -> Optional[List[str]]:
     """The one web origin; None (nothing set) lets engine.io allow only the server's own."""
     origin = value.strip().rstrip("/")
     return [origin] if origin else None
+
+
+def client_address(environ: Dict[str, Any]) -> str | None:
+    """The visitor's address: Sanic's view, which follows SANIC_PROXIES_COUNT behind a proxy."""
+    request = environ.get("sanic.request")
+    if request is None:
+        return None
+    return request.remote_addr or request.ip
 
 
 class WebWidgetInput(SocketIOInput):
@@ -35,12 +58,74 @@ class WebWidgetInput(SocketIOInput):
         return channel
 
     def blueprint(self, on_new_message: Callable[[UserMessage], Awaitable[Any]]) -> Blueprint:
-        blueprint = super().blueprint(on_new_message)
         env_name = getattr(self, "allowed_origins_env", DEFAULT_ALLOWED_ORIGINS_ENV)
-        engine = self.sio.eio
-        engine.cors_allowed_origins = allowed_origins(os.environ.get(env_name, ""))
+        sio = AsyncServer(
+            async_mode="sanic",
+            cors_allowed_origins=allowed_origins(os.environ.get(env_name, "")),
+            max_http_buffer_size=MAX_SOCKET_PACKET_BYTES,
+        )
         # Only the check is wanted: Rasa's --cors already sends the CORS headers, and a second
         # Access-Control-Allow-Origin would make browsers refuse the widget's polling requests.
         # (A private hook of python-engineio, pinned at 4.7.1 in requirements.in.)
-        engine._cors_headers = lambda environ: []
-        return blueprint
+        sio.eio._cors_headers = lambda environ: []
+        # get_output_channel() (Rasa's) hands this server to outbound messages.
+        self.sio = sio
+        webhook = SocketBlueprint(sio, self.socketio_path, "socketio_webhook", __name__)
+        conversation_ids = WebConversationIds.from_environment()
+        gate = MessageGate.from_environment()
+
+        @webhook.route("/", methods=["GET"])
+        async def health(_: Request) -> HTTPResponse:
+            return response.json({"status": "ok"})
+
+        @sio.on("connect", namespace=self.namespace)
+        async def connect(sid: Text, environ: Dict, auth: Optional[Dict]) -> bool:
+            await sio.save_session(
+                sid, {ADDRESS_KEY: client_address(environ)}, namespace=self.namespace
+            )
+            return True
+
+        @sio.on("session_request", namespace=self.namespace)
+        async def session_request(sid: Text, data: Any) -> None:
+            """Continues the conversation of a token this server issued, else starts a new one."""
+            token = data.get("session_id") if isinstance(data, dict) else None
+            conversation_id = conversation_ids.conversation_id(token)
+            if conversation_id is None:
+                token = conversation_ids.issue()
+                conversation_id = conversation_ids.conversation_id(token)
+            session = await sio.get_session(sid, namespace=self.namespace)
+            previous = session.get(CONVERSATION_KEY)
+            if previous and previous != conversation_id:
+                sio.leave_room(sid, previous, namespace=self.namespace)
+            session[CONVERSATION_KEY] = conversation_id
+            await sio.save_session(sid, session, namespace=self.namespace)
+            # Replies go to the conversation's room: every tab of this browser sees them.
+            sio.enter_room(sid, conversation_id, namespace=self.namespace)
+            await sio.emit("session_confirm", token, room=sid, namespace=self.namespace)
+
+        @sio.on(self.user_message_evt, namespace=self.namespace)
+        async def handle_message(sid: Text, data: Any) -> None:
+            """A message of the conversation this socket joined; any id it carries is ignored."""
+            session = await sio.get_session(sid, namespace=self.namespace)
+            conversation_id = session.get(CONVERSATION_KEY)
+            text = data.get("message") if isinstance(data, dict) else None
+            if conversation_id is None or not isinstance(text, str):
+                logger.warning("Ignored a socket.io message without a session or without text")
+                return
+            output_channel = SocketIOOutput(sio, self.bot_message_evt)
+            refusal = gate.refusal(text, conversation_id, session.get(ADDRESS_KEY))
+            if refusal:
+                await output_channel.send_text_message(conversation_id, refusal)
+                return
+            metadata = data.get(self.metadata_key)
+            await on_new_message(
+                UserMessage(
+                    text,
+                    output_channel,
+                    conversation_id,
+                    input_channel=self.name(),
+                    metadata=metadata if isinstance(metadata, dict) else None,
+                )
+            )
+
+        return webhook

@@ -15,6 +15,8 @@ from typing import Iterator
 
 import requests
 
+from channels.conversation_ids import rest_conversation_id
+
 REPO_ROOT = Path(__file__).resolve().parent.parent
 # HSG_MODEL lets a developer test a model trained elsewhere without touching models/.
 MODEL = Path(os.environ.get("HSG_MODEL", REPO_ROOT / "models" / "hsg-assistant.tar.gz"))
@@ -65,6 +67,11 @@ class Assistant:
     def reply_text(self, text: str, sender: str | None = None) -> str:
         return "\n".join(message.get("text", "") for message in self.send(text, sender))
 
+    @staticmethod
+    def conversation_id(sender: str) -> str:
+        """The conversation a REST sender is kept under (channels/rest_api.py)."""
+        return rest_conversation_id(sender)
+
 
 # The web app's origin, the only one Rasa allows (CORS): a free port, so `make run` never clashes.
 WEB_TEST_ORIGIN = f"http://localhost:{free_port()}"
@@ -83,6 +90,9 @@ def base_environment() -> dict:
         SQLALCHEMY_SILENCE_UBER_WARNING="1",
         TF_CPP_MIN_LOG_LEVEL="2",
         PYTHONPATH=str(REPO_ROOT),
+        # Every test talks from 127.0.0.1: the per-address limit would count them all as one
+        # visitor. Tests of the limit itself set it back.
+        RATE_LIMIT_PER_ADDRESS="100000/minute",
     )
     return env
 
@@ -98,7 +108,8 @@ def migrate(env: dict) -> None:
 
 def launch_action_server(port: int, env: dict, log_path: Path) -> subprocess.Popen:
     return subprocess.Popen(
-        [str(VENV_BIN / "rasa"), "run", "actions", "--actions", "actions", "--port", str(port)],
+        [str(VENV_BIN / "python"), "-m", "action_server", "--host", "127.0.0.1"]
+        + ["--port", str(port)],
         cwd=REPO_ROOT,
         env=env,
         stdout=log_path.open("w"),
@@ -110,7 +121,8 @@ def launch_rasa_server(
     port: int, endpoints: Path, env: dict, log_path: Path, model: Path = MODEL
 ) -> subprocess.Popen:
     return subprocess.Popen(
-        [str(VENV_BIN / "rasa"), "run", "--model", str(model), "--port", str(port)]
+        [str(VENV_BIN / "rasa"), "run", "--model", str(model)]
+        + ["--interface", "127.0.0.1", "--port", str(port)]
         + ["--endpoints", str(endpoints), "--credentials", str(REPO_ROOT / "credentials.yml")]
         + ["--cors", env["WEB_ORIGIN"]],
         cwd=REPO_ROOT,
@@ -159,7 +171,8 @@ def start_assistant(
     endpoints = workdir / "endpoints.yml"
     endpoints.write_text(
         f'action_endpoint:\n  url: "http://127.0.0.1:{action_port}/webhook"\n'
-        f'tracker_store:\n  type: SQL\n  dialect: "sqlite"\n  db: "{tracker_db}"\n'
+        "tracker_store:\n  type: conversation_store.QuietSQLTrackerStore\n"
+        f'  dialect: "sqlite"\n  db: "{tracker_db}"\n'
     )
     env = assistant_environment(database_url, extra_env)
     migrate(env)
@@ -255,6 +268,10 @@ def start_scaled_out(
             production_endpoint_environment(
                 tracker_database_url, redis_url, key_prefix=f"test{uuid.uuid4().hex[:8]}"
             )
+        )
+        # As in compose: the action servers refuse calls without the secret Rasa sends.
+        shared_env.update(
+            ACTION_SERVER_TOKEN=uuid.uuid4().hex, CONVERSATION_ID_SECRET=uuid.uuid4().hex
         )
         migrate(shared_env)
         rasa_servers: list[subprocess.Popen] = []

@@ -16,18 +16,20 @@ export RASA_PUBLIC_URL="${RASA_PUBLIC_URL:-http://localhost:${RASA_PORT}}"
 
 trap 'trap - INT TERM EXIT; kill 0 2>/dev/null; wait' INT TERM EXIT
 
-.venv/bin/rasa run actions --actions actions --port "$ACTION_SERVER_PORT" &
+# Every server listens on loopback only: a clinic exposes the assistant through a proxy (compose).
+export SANIC_REQUEST_MAX_SIZE="${SANIC_REQUEST_MAX_SIZE:-65536}"
+.venv/bin/python -m action_server --host 127.0.0.1 --port "$ACTION_SERVER_PORT" &
 
 if [ "${1:-}" = "shell" ]; then
   .venv/bin/rasa shell --model "$MODEL" --endpoints endpoints.yml
   exit 0
 fi
 
-.venv/bin/rasa run --model "$MODEL" --port "$RASA_PORT" \
+.venv/bin/rasa run --model "$MODEL" --interface 127.0.0.1 --port "$RASA_PORT" \
   --endpoints endpoints.yml --credentials credentials.yml --cors "$WEB_ORIGIN" &
 
 if [ -f web/app.py ]; then
-  .venv/bin/python -m web.app --port "$WEB_PORT" &
+  .venv/bin/python -m web.app --host 127.0.0.1 --port "$WEB_PORT" &
 fi
 
 echo "Rasa REST channel: http://localhost:${RASA_PORT}/webhooks/rest/webhook  (Ctrl-C stops everything)"

@@ -5,7 +5,7 @@ from __future__ import annotations
 import asyncio
 import inspect
 import uuid
-from typing import Dict, List
+from typing import Dict, List, Tuple
 
 import requests
 import socketio
@@ -22,17 +22,24 @@ def test_enter_room_is_a_plain_call_as_rasa_36_expects() -> None:
     assert not inspect.iscoroutinefunction(socketio.AsyncServer.enter_room), ENTER_ROOM_TRAP
 
 
-async def converse(rasa_url: str, origin: str, session_id: str, text: str) -> List[Dict]:
-    """Connects like rasa-webchat (session_request, then user_uttered) and collects the replies."""
+async def converse(
+    rasa_url: str, origin: str | None, session_id: str | None, text: str
+) -> Tuple[str, List[Dict]]:
+    """Connects like rasa-webchat (session_request, then user_uttered) and collects the replies.
+
+    Returns the session token the server confirmed (its own, whatever was asked for) and the replies.
+    """
     client = socketio.AsyncClient(reconnection=False)
-    confirmed = asyncio.Event()
+    confirmed: asyncio.Queue = asyncio.Queue()
     replies: asyncio.Queue = asyncio.Queue()
-    client.on("session_confirm", lambda _session_id: confirmed.set())
+    client.on("session_confirm", confirmed.put_nowait)
     client.on("bot_uttered", replies.put_nowait)
-    await client.connect(rasa_url, headers={"Origin": origin}, transports=["websocket"])
+    headers = {"Origin": origin} if origin else {}
+    await client.connect(rasa_url, headers=headers, transports=["websocket"])
     try:
         await client.emit("session_request", {"session_id": session_id})
-        await asyncio.wait_for(confirmed.wait(), timeout=10)
+        token = await asyncio.wait_for(confirmed.get(), timeout=10)
+        # rasa-webchat sends its stored id with every message; the server must not believe it.
         await client.emit("user_uttered", {"message": text, "session_id": session_id})
         try:
             messages = [await asyncio.wait_for(replies.get(), timeout=30)]
@@ -42,25 +49,54 @@ async def converse(rasa_url: str, origin: str, session_id: str, text: str) -> Li
             try:
                 messages.append(await asyncio.wait_for(replies.get(), timeout=2))
             except asyncio.TimeoutError:
-                return messages
+                return token, messages
     finally:
         await client.disconnect()
+
+
+def conversation_of(token: str) -> str:
+    """The tracker's sender id of a token the server issued."""
+    random_part, _, _ = token.partition(".")
+    return f"web:{random_part}"
 
 
 def test_a_persistent_session_gets_replies_before_and_after_a_reload(
     assistant, tracker_event_count
 ) -> None:
     origin = assistant.env["WEB_ORIGIN"]
-    session_id = uuid.uuid4().hex
 
-    first = asyncio.run(converse(assistant.rasa_url, origin, session_id, "does an hsg hurt"))
-    events_before_reload = tracker_event_count(session_id)
-    # A page reload: a new socket, the same session id from the browser's storage.
-    second = asyncio.run(converse(assistant.rasa_url, origin, session_id, "/greet"))
+    token, first = asyncio.run(converse(assistant.rasa_url, origin, None, "does an hsg hurt"))
+    events_before_reload = tracker_event_count(conversation_of(token))
+    # A page reload: a new socket, the same token from the browser's storage.
+    same_token, second = asyncio.run(converse(assistant.rasa_url, origin, token, "/greet"))
 
+    assert same_token == token
     assert "cramping" in " ".join(message.get("text", "") for message in first).lower()
     assert any(message.get("quick_replies") for message in second)
-    assert tracker_event_count(session_id) > events_before_reload > 0
+    assert tracker_event_count(conversation_of(token)) > events_before_reload > 0
+
+
+def test_an_id_the_server_did_not_issue_starts_a_new_conversation(
+    assistant, tracker_event_count
+) -> None:
+    origin = assistant.env["WEB_ORIGIN"]
+    token, _ = asyncio.run(converse(assistant.rasa_url, origin, None, "hi"))
+    events = tracker_event_count(conversation_of(token))
+    random_part, _, tag = token.partition(".")
+    guesses = [
+        random_part,
+        conversation_of(token),
+        f"{random_part}.{'0' * len(tag)}",
+        f"{uuid.uuid4().hex}.{tag}",
+        "",
+        "x" * 10_000,
+    ]
+
+    for guess in guesses:
+        issued, _ = asyncio.run(converse(assistant.rasa_url, origin, guess, "/greet"))
+        assert issued not in (guess, token)
+        assert conversation_of(issued) != conversation_of(token)
+    assert tracker_event_count(conversation_of(token)) == events
 
 
 def test_only_the_web_apps_origin_is_allowed(assistant) -> None:

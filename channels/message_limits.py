@@ -1,0 +1,96 @@
+"""What one conversation or one client address may send: checked in the channel, before any NLU runs.
+
+Over-long messages and floods are answered here with a friendly line (never an error), so they
+cost no spaCy, n-gram or encoder work. Counters live in ``RATE_LIMIT_STORAGE_URI``: memory for
+one server, Redis (``redis://...``) so that several Rasa servers count together.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import logging
+import os
+from dataclasses import dataclass
+
+from limits import RateLimitItem, parse
+from limits.storage import storage_from_string
+from limits.strategies import MovingWindowRateLimiter
+
+from clinic.settings import load_clinic_settings
+
+logger = logging.getLogger(__name__)
+
+# The message guard (config.yml) refuses the same length inside NLU; here it is refused first.
+MAX_MESSAGE_CHARS = 1000
+# The socket.io transport drops anything bigger than this outright (engine.io packets, bytes):
+# room for a message at the limit in any script, far below the 1 MB default.
+MAX_SOCKET_PACKET_BYTES = 16 * 1024
+# A patient types a message every few seconds; a flood sends dozens.
+DEFAULT_PER_CONVERSATION = "30/minute"
+# Several patients can share one address (a clinic's waiting-room Wi-Fi).
+DEFAULT_PER_ADDRESS = "120/minute"
+DEFAULT_STORAGE_URI = "memory://"
+
+
+def counter_key(value: str) -> str:
+    """A counter's name without the number or address in it (SMS ids hold phone numbers)."""
+    return hashlib.sha256(value.encode()).hexdigest()[:32]
+
+
+def too_long_text() -> str:
+    clinic = load_clinic_settings()
+    return (
+        f"That message is too long for me to read (at most {MAX_MESSAGE_CHARS:,} characters). "
+        "Could you ask it in a shorter message? If something feels wrong right now, call "
+        f"{clinic.name} at {clinic.phone}, or 911 in an emergency."
+    )
+
+
+def slow_down_text() -> str:
+    clinic = load_clinic_settings()
+    return (
+        "You're sending messages faster than I can answer. Please wait a moment, then send "
+        f"your question again. If it's urgent, call {clinic.phone}, or 911 in an emergency."
+    )
+
+
+@dataclass(frozen=True)
+class MessageGate:
+    """Refuses over-long messages and floods, per conversation and per client address."""
+
+    per_conversation: RateLimitItem
+    per_address: RateLimitItem
+    limiter: MovingWindowRateLimiter
+
+    @classmethod
+    def from_environment(cls) -> MessageGate:
+        storage = storage_from_string(
+            os.environ.get("RATE_LIMIT_STORAGE_URI", "").strip() or DEFAULT_STORAGE_URI
+        )
+        return cls(
+            per_conversation=parse(
+                os.environ.get("RATE_LIMIT_PER_CONVERSATION", "").strip()
+                or DEFAULT_PER_CONVERSATION
+            ),
+            per_address=parse(
+                os.environ.get("RATE_LIMIT_PER_ADDRESS", "").strip() or DEFAULT_PER_ADDRESS
+            ),
+            limiter=MovingWindowRateLimiter(storage),
+        )
+
+    def refusal(self, text: str, conversation_id: str, client_address: str | None) -> str | None:
+        """The friendly reply that stands instead of an answer, or None to let the message in."""
+        if len(text) > MAX_MESSAGE_CHARS:
+            logger.info("Refused a message of %d characters before NLU", len(text))
+            return too_long_text()
+        if not self.limiter.hit(
+            self.per_conversation, "conversation", counter_key(conversation_id)
+        ):
+            logger.info("Rate limit reached for one conversation; answered 'slow down'")
+            return slow_down_text()
+        if client_address and not self.limiter.hit(
+            self.per_address, "address", counter_key(client_address)
+        ):
+            logger.info("Rate limit reached for one client address; answered 'slow down'")
+            return slow_down_text()
+        return None

@@ -1,0 +1,86 @@
+"""The gate in front of NLU: length and rate, per conversation and per client address."""
+
+from __future__ import annotations
+
+import pytest
+from limits import parse
+from limits.storage import storage_from_string
+from limits.strategies import MovingWindowRateLimiter
+
+from channels.conversation_ids import WebConversationIds, rest_conversation_id, sms_conversation_id
+from channels.message_limits import MAX_MESSAGE_CHARS, MessageGate
+from clinic.settings import load_clinic_settings
+
+
+def gate(per_conversation: str = "3/minute", per_address: str = "5/minute") -> MessageGate:
+    return MessageGate(
+        per_conversation=parse(per_conversation),
+        per_address=parse(per_address),
+        limiter=MovingWindowRateLimiter(storage_from_string("memory://")),
+    )
+
+
+def test_a_message_at_the_limit_passes_and_one_more_character_is_refused_kindly() -> None:
+    message_gate = gate()
+    phone = load_clinic_settings().phone
+
+    assert message_gate.refusal("a" * MAX_MESSAGE_CHARS, "web:one", "10.0.0.1") is None
+    refusal = message_gate.refusal("a" * (MAX_MESSAGE_CHARS + 1), "web:two", "10.0.0.1")
+    assert "too long" in refusal and phone in refusal and "911" in refusal
+
+
+def test_one_conversation_is_slowed_down_without_touching_another() -> None:
+    message_gate = gate(per_conversation="3/minute", per_address="100/minute")
+
+    answers = [message_gate.refusal("hi", "web:flood", "10.0.0.1") for _ in range(5)]
+
+    assert answers[:3] == [None, None, None]
+    assert all("faster than I can answer" in answer for answer in answers[3:])
+    assert message_gate.refusal("hi", "web:calm", "10.0.0.1") is None
+
+
+def test_one_address_is_slowed_down_across_its_conversations_and_others_are_not() -> None:
+    message_gate = gate(per_conversation="100/minute", per_address="5/minute")
+
+    answers = [message_gate.refusal("hi", f"web:{n}", "10.0.0.9") for n in range(7)]
+
+    assert answers[:5] == [None] * 5
+    assert all("faster than I can answer" in answer for answer in answers[5:])
+    assert message_gate.refusal("hi", "web:other", "10.0.0.10") is None
+
+
+def test_the_limits_come_from_the_environment(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("RATE_LIMIT_PER_CONVERSATION", "2/second")
+    monkeypatch.setenv("RATE_LIMIT_PER_ADDRESS", "7/hour")
+
+    message_gate = MessageGate.from_environment()
+
+    assert (message_gate.per_conversation.amount, message_gate.per_address.amount) == (2, 7)
+
+
+def test_each_channel_names_its_conversations_in_its_own_namespace() -> None:
+    ids = WebConversationIds("a-test-secret")
+    token = ids.issue()
+
+    web_id = ids.conversation_id(token)
+    assert web_id.startswith("web:")
+    assert sms_conversation_id("+12015550123") == "sms:+12015550123"
+    # Whatever a REST client sends, it stays under rest:, never web: or sms:.
+    assert rest_conversation_id("sms:+12015550123") == "rest:sms:+12015550123"
+    assert rest_conversation_id(web_id).startswith("rest:")
+
+
+def test_only_tokens_signed_with_the_servers_secret_name_a_conversation() -> None:
+    ids, other_server = WebConversationIds("secret-one"), WebConversationIds("secret-two")
+    token = ids.issue()
+    random_part, _, tag = token.partition(".")
+
+    assert len(random_part) == 32  # 128 random bits
+    assert ids.conversation_id(token) == f"web:{random_part}"
+    assert other_server.conversation_id(token) is None
+    for forged in (random_part, f"web:{random_part}", f"{random_part}.", "+12015550123", None, 42):
+        assert ids.conversation_id(forged) is None
+    assert (
+        ids.conversation_id(f"{random_part}.{tag[:-1]}x" if tag[-1] != "x" else token[:-1]) is None
+    )
+    assert ids.issue() != token

@@ -1,0 +1,44 @@
+"""Rasa's SQL tracker store as configured here: its database errors never quote a patient's words."""
+
+from __future__ import annotations
+
+import asyncio
+from pathlib import Path
+
+import pytest
+import sqlalchemy as sa
+from rasa.shared.core.domain import Domain
+from rasa.shared.core.events import UserUttered
+from rasa.shared.core.trackers import DialogueStateTracker
+
+from conversation_store import QuietSQLTrackerStore
+
+PATIENT_WORDS = "my name is Ana Secretname and I am bleeding"
+
+
+def test_a_failed_save_does_not_carry_the_patients_words(tmp_path: Path) -> None:
+    store = QuietSQLTrackerStore(Domain.empty(), dialect="sqlite", db=str(tmp_path / "t.db"))
+    with store.engine.begin() as connection:
+        connection.execute(sa.text("DROP TABLE events"))
+    tracker = DialogueStateTracker("sms:+12015550123", slots=[])
+    tracker.update(UserUttered(PATIENT_WORDS))
+
+    with pytest.raises(sa.exc.OperationalError) as failure:
+        asyncio.run(store.save(tracker))
+
+    assert "no such table: events" in str(failure.value)
+    assert "Secretname" not in str(failure.value)
+    assert "hidden" in str(failure.value)
+
+
+def test_it_still_keeps_conversations(tmp_path: Path) -> None:
+    store = QuietSQLTrackerStore(Domain.empty(), dialect="sqlite", db=str(tmp_path / "t.db"))
+    tracker = DialogueStateTracker("web:abc", slots=[])
+    tracker.update(UserUttered("does an hsg hurt"))
+
+    asyncio.run(store.save(tracker))
+
+    kept = asyncio.run(store.retrieve("web:abc"))
+    assert [event.text for event in kept.events if isinstance(event, UserUttered)] == [
+        "does an hsg hurt"
+    ]
