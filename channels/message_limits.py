@@ -10,10 +10,10 @@ from __future__ import annotations
 import hashlib
 import logging
 import os
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 from limits import RateLimitItem, parse
-from limits.storage import storage_from_string
+from limits.storage import Storage, storage_from_string
 from limits.strategies import MovingWindowRateLimiter
 
 from clinic.settings import load_clinic_settings
@@ -60,7 +60,12 @@ class MessageGate:
 
     per_conversation: RateLimitItem
     per_address: RateLimitItem
-    limiter: MovingWindowRateLimiter
+    # limits 2.x's strategies keep only a weak reference to their storage: the gate holds it.
+    storage: Storage
+    limiter: MovingWindowRateLimiter = field(init=False)
+
+    def __post_init__(self) -> None:
+        object.__setattr__(self, "limiter", MovingWindowRateLimiter(self.storage))
 
     @classmethod
     def from_environment(cls) -> MessageGate:
@@ -75,7 +80,7 @@ class MessageGate:
             per_address=parse(
                 os.environ.get("RATE_LIMIT_PER_ADDRESS", "").strip() or DEFAULT_PER_ADDRESS
             ),
-            limiter=MovingWindowRateLimiter(storage),
+            storage=storage,
         )
 
     def refusal(self, text: str, conversation_id: str, client_address: str | None) -> str | None:

@@ -60,7 +60,7 @@ def test_mounted_files_exist() -> None:
 
 def test_only_the_chat_socket_and_the_sms_webhook_reach_rasa_through_the_proxy() -> None:
     nginx = (REPO_ROOT / "deploy" / "nginx.conf").read_text()
-    rasa_locations = re.findall(r"location (\S+) \{\s*proxy_pass http://rasa;", nginx)
+    rasa_locations = re.findall(r"location (\S+) \{[^}]*?proxy_pass http://rasa;", nginx)
     assert sorted(rasa_locations) == ["/socket.io/", "/webhooks/twilio/"]
 
 

@@ -5,7 +5,6 @@ from __future__ import annotations
 import pytest
 from limits import parse
 from limits.storage import storage_from_string
-from limits.strategies import MovingWindowRateLimiter
 
 from channels.conversation_ids import WebConversationIds, rest_conversation_id, sms_conversation_id
 from channels.message_limits import MAX_MESSAGE_CHARS, MessageGate
@@ -16,7 +15,7 @@ def gate(per_conversation: str = "3/minute", per_address: str = "5/minute") -> M
     return MessageGate(
         per_conversation=parse(per_conversation),
         per_address=parse(per_address),
-        limiter=MovingWindowRateLimiter(storage_from_string("memory://")),
+        storage=storage_from_string("memory://"),
     )
 
 

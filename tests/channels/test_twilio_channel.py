@@ -195,7 +195,7 @@ def test_a_message_reaches_the_assistant_as_twilio_with_the_number(opt_outs) -> 
     assert reply.status == 200
     assert "cramping" in reply.body.decode()
     (message,) = assistant.messages
-    assert message.sender_id == PARAMS["From"]
+    assert message.sender_id == "sms:" + PARAMS["From"]
     assert message.input_channel == "twilio"
     assert message.output_channel.name() == "twilio"
     assert message.message_id == PARAMS["MessageSid"]

@@ -5,6 +5,7 @@ from __future__ import annotations
 import re
 
 from appointments.requests import get_appointment_request, is_sms_opted_out
+from channels.conversation_ids import sms_conversation_id
 from channels.sms_text import MAX_SMS_CHARACTERS
 from clinic.settings import load_clinic_settings
 
@@ -51,7 +52,7 @@ def test_unsigned_and_wrongly_signed_posts_are_refused_without_a_trace(
     }
 
     assert {name: reply.status for name, reply in attempts.items()} == dict.fromkeys(attempts, 403)
-    assert tracker_event_count(phone_number) == 0
+    assert tracker_event_count(sms_conversation_id(phone_number)) == 0
     assert not is_sms_opted_out(phone_number, url=assistant.database_url)
 
 
@@ -86,7 +87,7 @@ def test_a_picture_without_text_gets_a_polite_answer(
     assert "only read text" in reply.text
     assert load_clinic_settings().phone in reply.text
     assert_fits_sms(reply.messages)
-    assert tracker_event_count(phone_number) == 0
+    assert tracker_event_count(sms_conversation_id(phone_number)) == 0
 
 
 def test_help_names_the_clinic_its_phone_and_what_the_assistant_does(twilio, phone_number) -> None:
@@ -110,7 +111,7 @@ def test_after_stop_nothing_is_sent_until_start(
 
     ignored = twilio.text(phone_number, "does an hsg hurt")
     assert ignored.messages == []
-    assert tracker_event_count(phone_number) == 0
+    assert tracker_event_count(sms_conversation_id(phone_number)) == 0
 
     start = twilio.text(phone_number, "START")
     assert "HELP" in start.text
@@ -133,7 +134,7 @@ def test_cancel_reaches_the_assistant_unless_twilio_reports_an_opt_out(
 ) -> None:
     twilio.text(phone_number, "cancel")
     assert not is_sms_opted_out(phone_number, url=assistant.database_url)
-    assert tracker_event_count(phone_number) > 0
+    assert tracker_event_count(sms_conversation_id(phone_number)) > 0
 
     # With Twilio's Advanced Opt-Out set to treat CANCEL as STOP, Twilio says so.
     reply = twilio.text(phone_number, "cancel", OptOutType="STOP")
@@ -183,6 +184,6 @@ def test_a_whole_appointment_request_by_sms(assistant, twilio, phone_number) -> 
     assert stored is not None
     assert stored.channel == "sms"
     assert stored.phone_e164 == phone_number
-    assert stored.conversation_id == phone_number
+    assert stored.conversation_id == sms_conversation_id(phone_number)
     assert stored.full_name == "Ana Ruiz"
     assert stored.contact_method == "text"

@@ -74,7 +74,7 @@ def test_whole_request_is_stored_once_with_every_field(running_assistant: Assist
     assert row is not None
     assert row.status == "new"
     assert row.channel == "rest"
-    assert row.conversation_id == sender
+    assert row.conversation_id == assistant.conversation_id(sender)
     assert abs(row.created_at - datetime.now(timezone.utc)) < timedelta(minutes=5)
     assert row.full_name == "Ana Ruiz"
     assert row.date_of_birth == date(1990, 3, 4)
