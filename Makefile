@@ -16,7 +16,7 @@ export PYTHONPATH := $(CURDIR)
 
 WIDGET := web/static/vendor/rasa-webchat.js
 
-.PHONY: run test setup train shell validate lint format lock migrate test-stories test-nlu pytest browser staff-user bench
+.PHONY: run test setup train shell validate lint format lock migrate test-stories test-nlu pytest browser staff-user purge bench
 
 run: setup $(MODEL) ## Start the action server, the Rasa server and the web app (Ctrl-C stops all)
 	scripts/run.sh
@@ -70,6 +70,9 @@ pytest: setup $(MODEL)
 staff-user: setup ## Create a staff account: make staff-user NAME=alice [ROLE=admin]; password prompted or from STAFF_PASSWORD
 	@test -n "$(NAME)" || { echo "Usage: make staff-user NAME=alice [ROLE=admin]" >&2; exit 2; }
 	$(PYTHON) -m web.staff.accounts create $(NAME) --role $(or $(ROLE),staff)
+
+purge: setup ## Delete closed requests and idle conversations older than RETENTION_DAYS (default 365); DRY_RUN=1 only counts
+	$(PYTHON) -m appointments.retention purge $(if $(DRY_RUN),--dry-run)
 
 lint: $(VENV)/.installed
 	$(VENV)/bin/ruff check .

@@ -17,6 +17,7 @@ from rasa_sdk.types import DomainDict
 from sqlalchemy.exc import SQLAlchemyError
 
 from actions.forms import (
+    FORM_NAME,
     LAST_PERIOD_NOT_APPLICABLE,
     LAST_PERIOD_UNKNOWN,
     reset_request_events,
@@ -80,10 +81,28 @@ def details_from_slots(slots: Dict[Text, Any]) -> AppointmentRequestDetails:
     )
 
 
-def idempotency_key(conversation_id: str, details: AppointmentRequestDetails) -> str:
-    """The same conversation confirming the same answers again gives the same key: one row."""
+def form_run_started_at(events: list[dict[str, Any]]) -> float | None:
+    """When the latest run of the appointment form began: its latest activation's timestamp.
+
+    Each run (a new request, or the form reopened to change an answer) activates the form
+    again, so a second request with the same answers gets a key of its own, while every
+    delivery of one run's confirmation carries the same tracker and so the same timestamp.
+    """
+    for event in reversed(events):
+        if event.get("event") == "active_loop" and event.get("name") == FORM_NAME:
+            return event.get("timestamp")
+    return None
+
+
+def idempotency_key(
+    conversation_id: str, form_run: float | None, details: AppointmentRequestDetails
+) -> str:
+    """One key per run of the form: a doubled confirmation of that run finds its row again."""
     canonical = json.dumps(
-        dataclasses.asdict(details), sort_keys=True, default=str, ensure_ascii=False
+        {"form_run": form_run, "answers": dataclasses.asdict(details)},
+        sort_keys=True,
+        default=str,
+        ensure_ascii=False,
     )
     return hashlib.sha256(f"{conversation_id}\n{canonical}".encode()).hexdigest()
 
@@ -116,7 +135,9 @@ class ActionSubmitAppointmentRequest(Action):
                 details,
                 conversation_id=tracker.sender_id,
                 channel=channel,
-                idempotency_key=idempotency_key(tracker.sender_id, details),
+                idempotency_key=idempotency_key(
+                    tracker.sender_id, form_run_started_at(tracker.events), details
+                ),
             )
         except (SQLAlchemyError, OSError, RuntimeError) as error:
             # The message of a database error can contain the statement's values.

@@ -11,15 +11,18 @@ import pytest
 from rasa_sdk.executor import CollectingDispatcher
 from sqlalchemy import create_engine, text
 
+from actions.forms import FORM_NAME, reset_request_events
 from actions.parsing import SKIPPED
 from actions.submission import (
     ActionSubmitAppointmentRequest,
     MissingAnswerError,
     channel_for,
     details_from_slots,
+    form_run_started_at,
     idempotency_key,
 )
 from appointments.database import migrate
+from appointments.request_review import change_status
 from appointments.requests import count_appointment_requests, get_appointment_request
 from tests.actions.trackers import make_tracker, user_event
 from tests.appointments.conftest import _dispose_engines_after_test  # noqa: F401
@@ -47,6 +50,8 @@ SLOTS = {
     "clinic_phone": "800-220-2220",
 }
 PERSONAL_DETAILS = ["Ana", "Ruiz", "1990", "555", "example.com", "201"]
+# When the form was activated, as Rasa stamps its active_loop event (unix seconds).
+FORM_STARTED_AT = 1_764_000_000.25
 
 
 @pytest.fixture
@@ -56,10 +61,27 @@ def action_database_url(database_url: str, monkeypatch: pytest.MonkeyPatch) -> s
     return database_url
 
 
-def confirmation_tracker(sender_id: str = "patient-1", channel: str = "rest", **slots):
+def form_activated(timestamp: float = FORM_STARTED_AT, name: str | None = FORM_NAME) -> dict:
+    return {"event": "active_loop", "name": name, "timestamp": timestamp}
+
+
+def confirmation(channel: str = "rest") -> dict:
     event = user_event("/affirm", "affirm", 1.0)
     event["input_channel"] = channel
-    return make_tracker(events=[event], slots={**SLOTS, **slots}, sender_id=sender_id)
+    return event
+
+
+def form_run(started_at: float) -> list[dict]:
+    """One run of the form as the tracker holds it: activated, completed, then confirmed."""
+    return [form_activated(started_at), form_activated(started_at + 30, None), confirmation()]
+
+
+def confirmation_tracker(
+    sender_id: str = "patient-1", channel: str = "rest", events: list[dict] | None = None, **slots
+):
+    if events is None:
+        events = [form_activated(), confirmation(channel)]
+    return make_tracker(events=events, slots={**SLOTS, **slots}, sender_id=sender_id)
 
 
 def submit(tracker) -> tuple[list[dict], list[dict]]:
@@ -108,12 +130,30 @@ def test_channel_names(input_channel, channel) -> None:
     assert channel_for(input_channel) == channel
 
 
-def test_idempotency_key_depends_on_conversation_and_answers() -> None:
+def test_idempotency_key_depends_on_conversation_form_run_and_answers() -> None:
     details = details_from_slots(SLOTS)
-    assert idempotency_key("a", details) == idempotency_key("a", details_from_slots(dict(SLOTS)))
-    assert idempotency_key("a", details) != idempotency_key("b", details)
+    key = idempotency_key("a", 100.5, details)
+    assert key == idempotency_key("a", 100.5, details_from_slots(dict(SLOTS)))
+    assert key != idempotency_key("b", 100.5, details)
+    assert key != idempotency_key("a", 200.5, details)
+    assert key != idempotency_key("a", None, details)
     changed = details_from_slots({**SLOTS, "phone": "+16465550182"})
-    assert idempotency_key("a", details) != idempotency_key("a", changed)
+    assert key != idempotency_key("a", 100.5, changed)
+
+
+def test_form_run_is_the_latest_activation_of_the_appointment_form() -> None:
+    events = [
+        form_activated(100.0),
+        form_activated(130.0, None),
+        {"event": "active_loop", "name": "some_other_form", "timestamp": 140.0},
+        confirmation(),
+        form_activated(200.0),
+        form_activated(260.0, None),
+        confirmation(),
+    ]
+    assert form_run_started_at(events) == 200.0
+    assert form_run_started_at(events[:4]) == 100.0
+    assert form_run_started_at([confirmation()]) is None
 
 
 def test_confirmation_stores_every_field_and_gives_the_reference(
@@ -140,6 +180,7 @@ def test_confirmation_stores_every_field_and_gives_the_reference(
     assert row.referring_doctor is None
     assert row.needs_attention is True
     # The request's answers are forgotten; the clinic's details are not touched.
+    assert events == reset_request_events()
     reset = {event["name"]: event["value"] for event in events if event["event"] == "slot"}
     # The pending flag goes back to False: the rules that end a request expect exactly that.
     assert reset["full_name"] is None and reset["appointment_request_pending"] is False
@@ -147,11 +188,49 @@ def test_confirmation_stores_every_field_and_gives_the_reference(
 
 
 def test_a_confirmation_delivered_twice_stores_one_row(action_database_url: str) -> None:
-    tracker = confirmation_tracker(sender_id="double-tap")
-    first, _ = submit(tracker)
-    second, _ = submit(confirmation_tracker(sender_id="double-tap"))
+    first, first_events = submit(confirmation_tracker(sender_id="double-tap"))
+    second, second_events = submit(confirmation_tracker(sender_id="double-tap"))
     assert first[0]["reference"] == second[0]["reference"]
     assert count_appointment_requests(url=action_database_url) == 1
+    assert first_events == reset_request_events()
+    assert second_events == reset_request_events()
+
+
+def test_cancel_then_rebook_with_identical_answers_stores_a_second_request(
+    action_database_url: str,
+) -> None:
+    # SMS: the conversation id is the patient's number and stays the same for years.
+    sender = "sms:+12015550123"
+    first_run = form_run(FORM_STARTED_AT)
+    first, first_events = submit(confirmation_tracker(sender_id=sender, events=first_run))
+    first_reference = first[0]["reference"]
+    change_status(
+        first_reference,
+        to_status="cancelled",
+        expected_status="new",
+        note="",
+        staff_username="alice",
+        url=action_database_url,
+    )
+    # Asked again later in the same conversation: a half-filled run left with "stop", then a
+    # complete one with the very same answers.
+    abandoned = [form_activated(FORM_STARTED_AT + 600), form_activated(FORM_STARTED_AT + 620, None)]
+    both_runs = first_run + abandoned + form_run(FORM_STARTED_AT + 900)
+
+    second, second_events = submit(confirmation_tracker(sender_id=sender, events=both_runs))
+    retried, retried_events = submit(confirmation_tracker(sender_id=sender, events=both_runs))
+
+    assert [message["response"] for message in first + second + retried] == [
+        "utter_appointment_request_saved"
+    ] * 3
+    second_reference = second[0]["reference"]
+    assert second_reference != first_reference
+    assert retried[0]["reference"] == second_reference
+    assert count_appointment_requests(url=action_database_url) == 2
+    assert get_appointment_request(first_reference, url=action_database_url).status == "cancelled"
+    stored = get_appointment_request(second_reference, url=action_database_url)
+    assert (stored.status, stored.conversation_id) == ("new", sender)
+    assert first_events == second_events == retried_events == reset_request_events()
 
 
 def test_a_retried_call_racing_the_first_stores_one_row(action_database_url: str) -> None:

@@ -15,6 +15,7 @@ from sqlalchemy.exc import IntegrityError
 from appointments import requests as appointment_requests
 from appointments.database import session_scope
 from appointments.models import SmsOptOut
+from appointments.request_review import change_status
 from appointments.requests import (
     AppointmentRequestDetails,
     count_appointment_requests,
@@ -194,6 +195,28 @@ def test_different_keys_store_separate_rows(database_url: str) -> None:
     second = _save(database_url, "key-2")
     assert first != second
     assert count_appointment_requests(url=database_url) == 2
+
+
+def test_a_new_run_after_a_cancelled_request_stores_a_second_row(database_url: str) -> None:
+    # Same conversation, same answers: only the key of the new form run differs.
+    first = _save(database_url, "run-1")
+    change_status(
+        first,
+        to_status="cancelled",
+        expected_status="new",
+        note="",
+        staff_username="alice",
+        url=database_url,
+    )
+    second = _save(database_url, "run-2")
+    retried = _save(database_url, "run-2")
+
+    assert second != first and retried == second
+    assert count_appointment_requests(url=database_url) == 2
+    cancelled = get_appointment_request(first, url=database_url)
+    rebooked = get_appointment_request(second, url=database_url)
+    assert (cancelled.status, rebooked.status) == ("cancelled", "new")
+    assert cancelled.conversation_id == rebooked.conversation_id == "conversation-with-zelda"
 
 
 def test_invalid_channel_is_refused(database_url: str) -> None:

@@ -1,10 +1,13 @@
-"""A request's conversation, read (read-only) from the Rasa server's SQL tracker store."""
+"""A request's conversation, read (read-only) from the Rasa server's SQL tracker store.
+
+A conversation id can hold many Rasa sessions (on SMS it is the patient's number for years), so
+a request's page shows the session in which the request was confirmed.
+"""
 
 from __future__ import annotations
 
 import json
 import logging
-import os
 import sqlite3
 import threading
 from dataclasses import dataclass
@@ -12,28 +15,23 @@ from datetime import datetime, timezone
 from pathlib import Path
 from urllib.parse import quote
 
-from sqlalchemy import Column, Float, Integer, MetaData, String, Table, Text, create_engine, select
-from sqlalchemy.engine import Engine, make_url
+from sqlalchemy import and_, create_engine, or_, select
+from sqlalchemy.engine import Connection, Engine, make_url
 from sqlalchemy.exc import SQLAlchemyError
 
-from appointments.database import REPO_ROOT
+# The tracker store's location and table are defined once, in the data layer.
+from appointments.retention import TRACKER_EVENTS as EVENTS
+from appointments.retention import tracker_database_url
 
 logger = logging.getLogger(__name__)
 
-DEFAULT_TRACKER_DATABASE = REPO_ROOT / "var" / "conversations.db"
+# A session longer than this shows its latest messages only.
 MAX_MESSAGES = 500
 CONNECT_TIMEOUT_SECONDS = 5
-
-# The columns we read of Rasa's SQLTrackerStore table (rasa/core/tracker_store.py, SQLEvent).
-EVENTS = Table(
-    "events",
-    MetaData(),
-    Column("id", Integer, primary_key=True),
-    Column("sender_id", String(255)),
-    Column("type_name", String(255)),
-    Column("timestamp", Float),
-    Column("data", Text),
-)
+# Rasa starts each session with this action, which logs its messages (the disclaimer) and then
+# a session_started event.
+SESSION_START_ACTION = "action_session_start"
+SESSION_STARTED = "session_started"
 
 _engines: dict[str, Engine] = {}
 _engines_lock = threading.Lock()
@@ -56,9 +54,10 @@ class TranscriptMessage:
         return self.speaker == "patient" and self.text.startswith("/")
 
 
-def tracker_database_url() -> str:
-    """Env TRACKER_DATABASE_URL, else the SQLite file endpoints.yml points Rasa at."""
-    return os.environ.get("TRACKER_DATABASE_URL") or f"sqlite:///{DEFAULT_TRACKER_DATABASE}"
+@dataclass(frozen=True)
+class _Session:
+    first_event_id: int
+    started_at: float
 
 
 def _read_only_engine(url_text: str) -> Engine:
@@ -103,20 +102,78 @@ def _message(type_name: str, timestamp: float | None, data_text: str | None) -> 
     return TranscriptMessage("assistant", text, sent_at, titles)
 
 
-def load_transcript(conversation_id: str, url: str | None = None) -> list[TranscriptMessage]:
-    """The patient's and the assistant's messages in order (the first MAX_MESSAGES of them).
+def _sessions(connection: Connection, conversation_id: str) -> list[_Session]:
+    """The conversation's sessions in order, each from its action_session_start event on.
 
+    A session_started event without that action before it starts its session itself.
+    """
+    markers = connection.execute(
+        select(EVENTS.c.id, EVENTS.c.type_name, EVENTS.c.timestamp)
+        .where(
+            EVENTS.c.sender_id == conversation_id,
+            or_(
+                EVENTS.c.type_name == SESSION_STARTED,
+                and_(EVENTS.c.type_name == "action", EVENTS.c.action_name == SESSION_START_ACTION),
+            ),
+        )
+        .order_by(EVENTS.c.id)
+    ).all()
+    sessions = []
+    start_action = None
+    for event_id, type_name, timestamp in markers:
+        if type_name == SESSION_STARTED:
+            first_id, started_at = start_action or (event_id, timestamp)
+            sessions.append(_Session(first_id, started_at or 0.0))
+            start_action = None
+        else:
+            start_action = (event_id, timestamp)
+    return sessions
+
+
+def _session_span(sessions: list[_Session], at: datetime | None) -> tuple[int | None, int | None]:
+    """First event id and the next session's first id (None: open-ended) of the session at ``at``.
+
+    The latest session started at or before ``at`` (``None``: the latest session). Before the
+    first session start, the events before it.
+    """
+    moment = at.timestamp() if at is not None else float("inf")
+    started = [number for number, session in enumerate(sessions) if session.started_at <= moment]
+    if not started:
+        return None, sessions[0].first_event_id if sessions else None
+    number = started[-1]
+    following = sessions[number + 1].first_event_id if number + 1 < len(sessions) else None
+    return sessions[number].first_event_id, following
+
+
+def _message_rows(
+    connection: Connection, conversation_id: str, span: tuple[int | None, int | None]
+) -> list[tuple]:
+    """The span's user and bot events, the latest MAX_MESSAGES of them, oldest first."""
+    first_id, next_session_id = span
+    statement = select(EVENTS.c.type_name, EVENTS.c.timestamp, EVENTS.c.data).where(
+        EVENTS.c.sender_id == conversation_id, EVENTS.c.type_name.in_(("user", "bot"))
+    )
+    if first_id is not None:
+        statement = statement.where(EVENTS.c.id >= first_id)
+    if next_session_id is not None:
+        statement = statement.where(EVENTS.c.id < next_session_id)
+    rows = connection.execute(statement.order_by(EVENTS.c.id.desc()).limit(MAX_MESSAGES)).all()
+    return list(reversed(rows))
+
+
+def load_transcript(
+    conversation_id: str, url: str | None = None, *, confirmed_at: datetime | None = None
+) -> list[TranscriptMessage]:
+    """The patient's and the assistant's messages, in order, of the session at ``confirmed_at``.
+
+    That is the session in which the request was confirmed, not the conversation id's first
+    one: a returning SMS patient has many. ``confirmed_at`` None: the latest session.
     Raises TranscriptUnavailableError when the store cannot be reached or read.
     """
-    statement = (
-        select(EVENTS.c.type_name, EVENTS.c.timestamp, EVENTS.c.data)
-        .where(EVENTS.c.sender_id == conversation_id, EVENTS.c.type_name.in_(("user", "bot")))
-        .order_by(EVENTS.c.id)
-        .limit(MAX_MESSAGES)
-    )
     try:
         with _engine(url or tracker_database_url()).connect() as connection:
-            rows = connection.execute(statement).all()
+            span = _session_span(_sessions(connection, conversation_id), confirmed_at)
+            rows = _message_rows(connection, conversation_id, span)
     except (SQLAlchemyError, OSError) as error:
         # The type only: a driver's message may quote the conversation id (a phone on SMS).
         logger.warning("Could not read the conversation store: %s", type(error).__name__)
