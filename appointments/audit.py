@@ -1,4 +1,8 @@
-"""The staff audit log: who viewed, changed or exported which request, and every login."""
+"""The staff audit log: who listed, searched, viewed, changed or exported which request, every
+sign-in, every refusal, and accounts deactivated or reactivated.
+
+An event never holds patient details or a search term (which may be a patient's name or phone).
+"""
 
 from __future__ import annotations
 
@@ -21,6 +25,12 @@ SESSION_EXPIRED = "session_expired"
 VIEW_REQUEST = "view_request"
 CHANGE_STATUS = "change_status"
 EXPORT = "export"
+VIEW_LIST = "view_list"
+SEARCH = "search"
+VIEW_AUDIT_LOG = "view_audit_log"
+ACCESS_DENIED = "access_denied"
+ACCOUNT_DEACTIVATED = "account_deactivated"
+ACCOUNT_REACTIVATED = "account_reactivated"
 
 ACTION_LABELS = {
     LOGIN: "Signed in",
@@ -32,6 +42,12 @@ ACTION_LABELS = {
     VIEW_REQUEST: "Viewed request",
     CHANGE_STATUS: "Changed status",
     EXPORT: "Exported",
+    VIEW_LIST: "Listed requests",
+    SEARCH: "Searched requests",
+    VIEW_AUDIT_LOG: "Viewed audit log",
+    ACCESS_DENIED: "Refused: not allowed",
+    ACCOUNT_DEACTIVATED: "Account deactivated",
+    ACCOUNT_REACTIVATED: "Account reactivated",
 }
 MAX_DETAIL_LENGTH = 200
 

@@ -133,7 +133,7 @@ class StaffUser(Base):
     created_at = Column(UtcDateTime(), nullable=False, default=utc_now)
     password_changed_at = Column(UtcDateTime(), nullable=False, default=utc_now)
     last_login_at = Column(UtcDateTime(), nullable=True)
-    # Kept in the database, not the session, so a lockout holds across web workers.
+    # Unused since migration 0003: lockouts are per client address, in staff_login_failures.
     failed_login_count = Column(Integer, nullable=False, default=0)
     locked_until = Column(UtcDateTime(), nullable=True)
     # Part of every login session's identity: replacing it signs out all of the user's sessions.
@@ -182,4 +182,27 @@ class StaffAuditEvent(Base):
         return (
             f"<StaffAuditEvent id={self.id} action={self.action!r} "
             f"reference={self.request_reference!r}>"
+        )
+
+
+class StaffLoginFailure(Base):
+    """Failed sign-ins of one staff account from one client address, and that pair's lockout.
+
+    Kept per address, so that someone guessing from one address locks only that address out,
+    never the account's owner signing in from another.
+    """
+
+    __tablename__ = "staff_login_failures"
+
+    staff_user_id = Column(Integer, ForeignKey("staff_users.id"), primary_key=True)
+    client_address = Column(String(64), primary_key=True)
+    # Failures in a row from this address; a success from it, or an unlock, removes the row.
+    failed_count = Column(Integer, nullable=False, default=0)
+    last_failed_at = Column(UtcDateTime(), nullable=False, default=utc_now)
+    locked_until = Column(UtcDateTime(), nullable=True)
+
+    def __repr__(self) -> str:
+        return (
+            f"<StaffLoginFailure staff_user_id={self.staff_user_id} "
+            f"failed_count={self.failed_count}>"
         )

@@ -38,6 +38,10 @@ MAX_SEARCH_LENGTH = 100
 # Fewer digits than this match far too many phone numbers to be a phone search.
 MIN_PHONE_SEARCH_DIGITS = 3
 REFERENCE_PATTERN = re.compile(r"^HSG-[0-9A-Z]{6}$")
+# Date filters outside these are typing mistakes; near date.min and date.max they would also
+# overflow when turned into the clinic's day boundaries.
+EARLIEST_FILTER_DATE = date(2000, 1, 1)
+LATEST_FILTER_DATE = date(2999, 12, 31)
 
 
 @dataclass(frozen=True)
@@ -57,6 +61,11 @@ class RequestFilters:
             raise ValueError(f"status must be one of {STATUSES}")
         if self.channel is not None and self.channel not in CHANNELS:
             raise ValueError(f"channel must be one of {sorted(CHANNELS)}")
+        for day in (self.created_from, self.created_to):
+            if day is not None and not EARLIEST_FILTER_DATE <= day <= LATEST_FILTER_DATE:
+                raise ValueError(
+                    f"dates must be between {EARLIEST_FILTER_DATE} and {LATEST_FILTER_DATE}"
+                )
 
 
 class StatusChangeError(Exception):

@@ -11,6 +11,7 @@ import os
 from typing import Any, Mapping, Optional
 
 from flask import Flask
+from werkzeug.middleware.proxy_fix import ProxyFix
 
 from web import clinic_page
 from web.security import add_security_headers
@@ -25,12 +26,35 @@ def create_app(config: Optional[Mapping[str, Any]] = None) -> Flask:
     app.config.from_mapping(
         # Where the visitor's browser reaches Rasa's socket.io channel (also allowed by the CSP).
         RASA_PUBLIC_URL=os.environ.get("RASA_PUBLIC_URL", DEFAULT_RASA_PUBLIC_URL),
+        PROXY_COUNT=os.environ.get("PROXY_COUNT", "0"),
     )
     if config:
         app.config.update(config)
+    trust_proxies(app)
     register_blueprints(app)
     app.after_request(add_security_headers)
     return app
+
+
+def proxy_count(value: object) -> int:
+    """PROXY_COUNT as a number, or a start-up error that says what is wrong with it."""
+    text = str(value).strip()
+    if not text.isdigit():
+        raise ValueError(f"PROXY_COUNT must be a whole number of proxies (0 or more), not {text!r}")
+    return int(text)
+
+
+def trust_proxies(app: Flask) -> None:
+    """Behind PROXY_COUNT proxies (nginx: 1), take the client's address and scheme from them.
+
+    Only that many X-Forwarded-For / X-Forwarded-Proto entries are believed, the ones our own
+    proxies added; anything a client sends beyond them is ignored. With 0 (`make run`, no proxy)
+    the headers are ignored altogether, since any client could send them.
+    """
+    count = proxy_count(app.config["PROXY_COUNT"])
+    app.config["PROXY_COUNT"] = count
+    if count:
+        app.wsgi_app = ProxyFix(app.wsgi_app, x_for=count, x_proto=count)
 
 
 def register_blueprints(app: Flask) -> None:
@@ -41,6 +65,7 @@ def register_blueprints(app: Flask) -> None:
 
 
 def main(argv: Optional[list] = None) -> int:
+    """Serves the app with Flask's own server, as `make run` does."""
     parser = argparse.ArgumentParser(
         prog="python -m web.app", description="Serve the clinic's web app."
     )

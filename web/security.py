@@ -1,10 +1,16 @@
-"""Security headers for every page: a strict Content Security Policy and no sniffing or framing."""
+"""Security headers for every page: a strict Content Security Policy, no sniffing or framing,
+and HTTPS only from the first visit over HTTPS on.
+"""
 
 from __future__ import annotations
 
 from urllib.parse import urlsplit
 
-from flask import Response, current_app
+from flask import Response, current_app, request
+
+# A year, subdomains included. Sent over HTTPS only: browsers ignore it over plain http, and
+# `make run` on http://localhost must not teach a browser to insist on https for localhost.
+STRICT_TRANSPORT_SECURITY = "max-age=31536000; includeSubDomains"
 
 
 def origin_of(url: str) -> str:
@@ -46,4 +52,7 @@ def add_security_headers(response: Response) -> Response:
     headers.setdefault("Referrer-Policy", "same-origin")
     headers.setdefault("X-Frame-Options", "DENY")
     headers.setdefault("Permissions-Policy", "camera=(), microphone=(), geolocation=()")
+    # Behind a proxy that terminates TLS, request.is_secure needs PROXY_COUNT (web/app.py).
+    if request.is_secure:
+        headers.setdefault("Strict-Transport-Security", STRICT_TRANSPORT_SECURITY)
     return response

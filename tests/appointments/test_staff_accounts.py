@@ -1,4 +1,6 @@
-"""Staff accounts: argon2 hashes, login checks and the lockout, on SQLite and PostgreSQL."""
+"""Staff accounts: argon2 hashes, login checks, per-address lockouts and deactivation, on SQLite
+and PostgreSQL.
+"""
 
 from __future__ import annotations
 
@@ -8,18 +10,24 @@ import pytest
 from sqlalchemy import select
 
 from appointments import staff_accounts
+from appointments.audit import AuditFilters, list_audit_events
 from appointments.database import session_scope
-from appointments.models import StaffUser, utc_now
+from appointments.models import StaffLoginFailure, StaffUser, utc_now
 from appointments.staff_accounts import (
     LOCKOUT_DURATION,
+    MAX_ADDRESS_LENGTH,
     MAX_FAILED_LOGINS,
     LoginOutcome,
     StaffAccountError,
+    active_lockouts,
     authenticate,
     create_staff_user,
+    deactivate_staff_user,
     end_all_sessions,
     get_staff_account,
     list_staff_accounts,
+    normalize_address,
+    reactivate_staff_user,
     set_password,
     unlock,
 )
@@ -31,9 +39,26 @@ def _cheap_hashing(monkeypatch: pytest.MonkeyPatch) -> None:
     use_cheap_password_hashing(monkeypatch)
 
 
+ATTACKER = "203.0.113.66"
+OWNER = "198.51.100.7"
+
+
 def _stored_user(url: str, username: str) -> StaffUser:
     with session_scope(url) as session:
         return session.execute(select(StaffUser).where(StaffUser.username == username)).scalar_one()
+
+
+def _failure_rows(url: str) -> list[tuple[str, int]]:
+    with session_scope(url) as session:
+        rows = session.execute(select(StaffLoginFailure)).scalars()
+        return sorted((row.client_address, row.failed_count) for row in rows)
+
+
+def _fail(url: str, times: int, address: str | None = None, username: str = "alice") -> list:
+    return [
+        authenticate(username, "wrong password!", client_address=address, url=url).outcome
+        for _ in range(times)
+    ]
 
 
 def test_create_stores_an_argon2_hash_not_the_password(database_url: str) -> None:
@@ -44,7 +69,7 @@ def test_create_stores_an_argon2_hash_not_the_password(database_url: str) -> Non
     stored = _stored_user(database_url, "alice")
     assert stored.password_hash.startswith("$argon2id$")
     assert PASSWORD not in stored.password_hash
-    assert stored.active and stored.failed_login_count == 0 and stored.locked_until is None
+    assert stored.active and _failure_rows(database_url) == []
 
 
 def test_default_role_is_staff_and_accounts_are_listed(database_url: str) -> None:
@@ -117,8 +142,9 @@ def test_five_failures_lock_the_account_even_for_the_right_password(database_url
         LoginOutcome.LOCKED_NOW
     ]
     assert locked.outcome is LoginOutcome.LOCKED
-    stored = _stored_user(database_url, "alice")
-    assert stored.locked_until - utc_now() > LOCKOUT_DURATION - timedelta(minutes=1)
+    (lockout,) = active_lockouts(url=database_url)
+    assert (lockout.username, lockout.client_address) == ("alice", "unknown")
+    assert lockout.locked_until - utc_now() > LOCKOUT_DURATION - timedelta(minutes=1)
 
 
 def test_lockout_runs_out_after_fifteen_minutes(
@@ -132,7 +158,7 @@ def test_lockout_runs_out_after_fifteen_minutes(
     monkeypatch.setattr(staff_accounts, "utc_now", lambda: later)
 
     assert authenticate("alice", PASSWORD, url=database_url).succeeded
-    assert _stored_user(database_url, "alice").locked_until is None
+    assert active_lockouts(url=database_url) == [] and _failure_rows(database_url) == []
 
 
 def test_a_success_resets_the_failure_count(database_url: str) -> None:
@@ -202,3 +228,113 @@ def test_hash_is_upgraded_when_the_parameters_change(
 
     new_hash = _stored_user(database_url, "alice").password_hash
     assert new_hash != old_hash and "t=2" in new_hash
+
+
+def test_a_lockout_holds_only_for_the_address_it_came_from(database_url: str) -> None:
+    create_staff_user("alice", PASSWORD, url=database_url)
+
+    outcomes = _fail(database_url, MAX_FAILED_LOGINS + 3, ATTACKER)
+
+    assert outcomes[MAX_FAILED_LOGINS - 1] is LoginOutcome.LOCKED_NOW
+    assert outcomes[MAX_FAILED_LOGINS:] == [LoginOutcome.LOCKED] * 3
+    assert authenticate("alice", PASSWORD, client_address=OWNER, url=database_url).succeeded
+    # The owner's success clears only the owner's address.
+    locked = authenticate("alice", PASSWORD, client_address=ATTACKER, url=database_url)
+    assert locked.outcome is LoginOutcome.LOCKED
+    assert [(lock.username, lock.client_address) for lock in active_lockouts(database_url)] == [
+        ("alice", ATTACKER)
+    ]
+
+
+def test_failures_are_counted_per_address(database_url: str) -> None:
+    create_staff_user("alice", PASSWORD, url=database_url)
+
+    _fail(database_url, 3, ATTACKER)
+    _fail(database_url, 2, OWNER)
+    assert _failure_rows(database_url) == [(OWNER, 2), (ATTACKER, 3)]
+
+    assert authenticate("alice", PASSWORD, client_address=OWNER, url=database_url).succeeded
+    assert _failure_rows(database_url) == [(ATTACKER, 3)]
+    assert _fail(database_url, 2, ATTACKER) == [
+        LoginOutcome.WRONG_PASSWORD,
+        LoginOutcome.LOCKED_NOW,
+    ]
+
+
+def test_the_count_starts_again_after_a_lockout_runs_out(
+    database_url: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    create_staff_user("alice", PASSWORD, url=database_url)
+    _fail(database_url, MAX_FAILED_LOGINS, ATTACKER)
+    later = utc_now() + LOCKOUT_DURATION + timedelta(seconds=1)
+    monkeypatch.setattr(staff_accounts, "utc_now", lambda: later)
+
+    result = authenticate("alice", "wrong password!", client_address=ATTACKER, url=database_url)
+
+    assert result.outcome is LoginOutcome.WRONG_PASSWORD and result.failed_login_count == 1
+
+
+def test_unlock_and_set_password_lift_the_lockouts_from_every_address(database_url: str) -> None:
+    create_staff_user("alice", PASSWORD, url=database_url)
+    for address in (ATTACKER, OWNER):
+        _fail(database_url, MAX_FAILED_LOGINS, address)
+    assert len(active_lockouts(url=database_url)) == 2
+
+    unlock("alice", url=database_url)
+
+    assert active_lockouts(url=database_url) == [] and _failure_rows(database_url) == []
+    _fail(database_url, MAX_FAILED_LOGINS, ATTACKER)
+    set_password("alice", "a brand new password", url=database_url)
+    assert _failure_rows(database_url) == []
+
+
+@pytest.mark.parametrize(
+    ("address", "key"),
+    [(None, "unknown"), ("", "unknown"), (" 10.0.0.1 ", "10.0.0.1"), ("x" * 100, "x" * 64)],
+)
+def test_addresses_are_normalised(address: str | None, key: str) -> None:
+    assert normalize_address(address) == key
+    assert len(normalize_address(address)) <= MAX_ADDRESS_LENGTH
+
+
+def test_deactivation_ends_sessions_and_is_audited_with_the_change(database_url: str) -> None:
+    account = create_staff_user("alice", PASSWORD, url=database_url)
+
+    with session_scope(database_url) as session:
+        deactivated = deactivate_staff_user(session, " Alice ", detail="on the command line")
+
+    stored = get_staff_account(account.id, url=database_url)
+    assert not deactivated.active and not stored.active
+    assert stored.session_token != account.session_token
+    outcome = authenticate("alice", PASSWORD, url=database_url).outcome
+    assert outcome is LoginOutcome.UNKNOWN_ACCOUNT
+    events = list_audit_events(AuditFilters(action="account_deactivated"), url=database_url).items
+    assert [(e.staff_username, e.detail) for e in events] == [("alice", "on the command line")]
+
+
+def test_reactivation_lets_the_account_sign_in_again(database_url: str) -> None:
+    create_staff_user("alice", PASSWORD, url=database_url)
+    with session_scope(database_url) as session:
+        deactivate_staff_user(session, "alice")
+
+    with session_scope(database_url) as session:
+        assert reactivate_staff_user(session, "alice").active
+
+    assert authenticate("alice", PASSWORD, url=database_url).succeeded
+    events = list_audit_events(AuditFilters(action="account_reactivated"), url=database_url).items
+    assert [e.staff_username for e in events] == ["alice"]
+
+
+def test_a_failed_deactivation_changes_and_records_nothing(database_url: str) -> None:
+    account = create_staff_user("alice", PASSWORD, url=database_url)
+    with pytest.raises(StaffAccountError, match="no account named 'ghost'"):
+        with session_scope(database_url) as session:
+            deactivate_staff_user(session, "ghost")
+    # The caller's transaction rolls back as a whole: the audit event goes with the change.
+    with pytest.raises(RuntimeError):
+        with session_scope(database_url) as session:
+            deactivate_staff_user(session, "alice")
+            raise RuntimeError("the caller's next step failed")
+
+    assert get_staff_account(account.id, url=database_url).active
+    assert list_audit_events(AuditFilters(), url=database_url).total == 0

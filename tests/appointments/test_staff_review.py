@@ -158,6 +158,30 @@ def test_filters_refuse_unknown_status_and_channel() -> None:
         RequestFilters(channel="fax")
 
 
+@pytest.mark.parametrize(
+    "filters",
+    [
+        {"created_from": date(1, 1, 1)},
+        {"created_to": date(9999, 12, 31)},
+        {"created_from": date(1999, 12, 31)},
+        {"created_to": date(3000, 1, 1)},
+    ],
+)
+def test_filters_refuse_dates_that_can_only_be_typos(filters: dict) -> None:
+    # Near date.min and date.max the day boundaries would overflow in the clinic's time zone.
+    with pytest.raises(ValueError, match="between 2000-01-01 and 2999-12-31"):
+        RequestFilters(**filters, zone=ZoneInfo("Pacific/Kiritimati"))
+
+
+def test_the_widest_date_range_still_works(database_url: str) -> None:
+    reference = add_request(database_url)
+    for zone in (ZoneInfo("Pacific/Kiritimati"), ZoneInfo("Pacific/Pago_Pago")):
+        filters = RequestFilters(
+            created_from=date(2000, 1, 1), created_to=date(2999, 12, 31), zone=zone
+        )
+        assert _references(list_requests(filters, url=database_url)) == [reference]
+
+
 def test_the_whole_workflow_with_history_and_audit(database_url: str) -> None:
     reference = add_request(database_url)
     steps = [("new", "contacted", "Left a voicemail"), ("contacted", "scheduled", "")]

@@ -6,11 +6,13 @@ from flask import Flask
 
 from web.staff.auth import login_manager
 from web.staff.settings import configure_app
+from web.staff.throttle import configure_sign_in_throttle
 from web.staff.views import blueprint
 
 
 def register_staff_area(app: Flask) -> None:
-    """Adds the staff pages, sign-in and the session settings they need to ``app``."""
+    """Adds the staff pages, sign-in (throttled) and the session settings they need to ``app``."""
     configure_app(app)
+    configure_sign_in_throttle(app)
     login_manager.init_app(app)
     app.register_blueprint(blueprint)

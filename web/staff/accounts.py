@@ -1,6 +1,7 @@
 """Staff accounts from the command line: `python -m web.staff.accounts create alice --role admin`.
 
-The password comes from STAFF_PASSWORD (for scripted set-ups) or is asked for twice.
+Also set-password, unlock, deactivate, reactivate and list. The password comes from
+STAFF_PASSWORD (for scripted set-ups) or is asked for twice.
 """
 
 from __future__ import annotations
@@ -13,19 +14,24 @@ import sys
 from sqlalchemy import inspect
 from sqlalchemy.exc import OperationalError
 
-from appointments.database import get_engine
+from appointments.database import get_engine, session_scope
 from appointments.staff_accounts import (
     ROLES,
     StaffAccountError,
+    active_lockouts,
     check_password,
     check_username,
     create_staff_user,
+    deactivate_staff_user,
     list_staff_accounts,
+    reactivate_staff_user,
     set_password,
     unlock,
 )
 
 PASSWORD_VARIABLE = "STAFF_PASSWORD"  # noqa: S105 (the variable's name, not a password)
+# The audit event's detail: who acted is whoever could run commands on the server.
+COMMAND_LINE = "on the command line"
 
 
 class CommandError(Exception):
@@ -72,17 +78,35 @@ def _unlock(arguments: argparse.Namespace) -> str:
     return f"Unlocked {arguments.username.strip().lower()!r}."
 
 
+def _deactivate(arguments: argparse.Namespace) -> str:
+    with session_scope() as session:
+        account = deactivate_staff_user(session, arguments.username, detail=COMMAND_LINE)
+    return f"Deactivated {account.username!r}; their sessions have been signed out."
+
+
+def _reactivate(arguments: argparse.Namespace) -> str:
+    with session_scope() as session:
+        account = reactivate_staff_user(session, arguments.username, detail=COMMAND_LINE)
+    return f"Reactivated {account.username!r}; they can sign in again with their password."
+
+
 def _list(arguments: argparse.Namespace) -> str:
+    lockouts = active_lockouts()
     lines = []
     for account in list_staff_accounts():
         state = "active" if account.active else "deactivated"
-        if account.locked_until is not None:
-            state += f", locked until {account.locked_until:%Y-%m-%d %H:%M} UTC"
+        for lockout in lockouts:
+            if lockout.username == account.username:
+                state += (
+                    f", locked from {lockout.client_address} until "
+                    f"{lockout.locked_until:%Y-%m-%d %H:%M} UTC"
+                )
         lines.append(f"{account.username}\t{account.role}\t{state}")
     return "\n".join(lines) or "No staff accounts yet."
 
 
 def main(argv: list[str] | None = None) -> int:
+    """Runs one command; 1 with a message (never a traceback) when it cannot be done."""
     parser = argparse.ArgumentParser(
         prog="python -m web.staff.accounts",
         description="Manage staff accounts (database: DATABASE_URL, default var/appointments.db).",
@@ -98,6 +122,14 @@ def main(argv: list[str] | None = None) -> int:
     unlock_parser = commands.add_parser("unlock", help="lift a lockout after failed sign-ins")
     unlock_parser.add_argument("username")
     unlock_parser.set_defaults(run=_unlock)
+    deactivate = commands.add_parser(
+        "deactivate", help="stop an account signing in and end its sessions now"
+    )
+    deactivate.add_argument("username")
+    deactivate.set_defaults(run=_deactivate)
+    reactivate = commands.add_parser("reactivate", help="let a deactivated account sign in again")
+    reactivate.add_argument("username")
+    reactivate.set_defaults(run=_reactivate)
     commands.add_parser("list", help="list the accounts").set_defaults(run=_list)
     arguments = parser.parse_args(argv)
 

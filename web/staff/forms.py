@@ -14,10 +14,12 @@ from wtforms import (
     TextAreaField,
 )
 from wtforms.form import Form
-from wtforms.validators import AnyOf, DataRequired, InputRequired, Length, Optional
+from wtforms.validators import AnyOf, DataRequired, InputRequired, Length, Optional, ValidationError
 
 from appointments.audit import ACTION_LABELS
 from appointments.request_review import (
+    EARLIEST_FILTER_DATE,
+    LATEST_FILTER_DATE,
     MAX_NOTE_LENGTH,
     MAX_SEARCH_LENGTH,
     STATUS_LABELS,
@@ -45,18 +47,23 @@ class LoginForm(FlaskForm):
     submit = SubmitField("Sign in")
 
 
-class PostOnlyForm(FlaskForm):
-    """A form that is only a button (sign out, clear search): the CSRF token is its content."""
-
-
 class SearchForm(FlaskForm):
-    # Posted, never a query parameter: names and phone numbers must stay out of URLs and logs.
+    # Posted, never a query parameter, never kept in the session cookie: names and phone numbers
+    # must stay out of URLs, logs and cookies. The result page is the answer to the post itself.
     q = StringField(
         "Search by name, phone or reference",
         validators=[Length(max=MAX_SEARCH_LENGTH)],
         render_kw={"autocomplete": "off", "spellcheck": "false", "type": "search"},
     )
     submit = SubmitField("Search")
+
+
+def within_filter_dates(form: Form, field: DateField) -> None:
+    """A typo such as 0202 or 9999 is explained rather than overflowing the day arithmetic."""
+    if field.data is not None and not EARLIEST_FILTER_DATE <= field.data <= LATEST_FILTER_DATE:
+        raise ValidationError(
+            f"Enter a date between {EARLIEST_FILTER_DATE} and {LATEST_FILTER_DATE}."
+        )
 
 
 class FilterForm(Form):
@@ -74,8 +81,8 @@ class FilterForm(Form):
         validators=[Optional(), AnyOf(("", *CHANNELS))],
         default="",
     )
-    created_from = DateField("Received from", validators=[Optional()])
-    created_to = DateField("Received to", validators=[Optional()])
+    created_from = DateField("Received from", validators=[Optional(), within_filter_dates])
+    created_to = DateField("Received to", validators=[Optional(), within_filter_dates])
     attention = BooleanField("Only requests needing attention")
 
     def validate(self, extra_validators=None) -> bool:
@@ -88,13 +95,9 @@ class FilterForm(Form):
 
 
 class ExportForm(FlaskForm):
-    """Posts the list's current filters; the search term comes from the session."""
+    """The export button: filters go in its action URL, the search (if any) in this body."""
 
-    status = HiddenField()
-    channel = HiddenField()
-    created_from = HiddenField()
-    created_to = HiddenField()
-    attention = HiddenField()
+    q = HiddenField(validators=[Length(max=MAX_SEARCH_LENGTH)])
     submit = SubmitField("Export CSV")
 
 

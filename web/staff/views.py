@@ -1,4 +1,8 @@
-"""The staff area's pages under /staff: sign-in, request list and detail, export, audit log."""
+"""The staff area's pages under /staff: sign-in, request list and detail, export, audit log.
+
+Every list, search, request view, export and refusal is audited, never with a search term; the
+search term itself is only ever posted and shown back in the answer to that post.
+"""
 
 from __future__ import annotations
 
@@ -25,12 +29,14 @@ from flask import (
 from flask_login import current_user, login_required, login_user, logout_user
 from flask_wtf.csrf import generate_csrf, validate_csrf
 from sqlalchemy.exc import OperationalError
-from werkzeug.exceptions import HTTPException
+from werkzeug.datastructures import MultiDict
+from werkzeug.exceptions import HTTPException, TooManyRequests
 from wtforms.validators import ValidationError
 
 from appointments import audit
 from appointments.models import AppointmentRequest, utc_now
 from appointments.request_review import (
+    MAX_SEARCH_LENGTH,
     NEXT_STATUSES,
     REFERENCE_PATTERN,
     STATUS_LABELS,
@@ -57,13 +63,14 @@ from web.staff.export import requests_csv
 from web.staff.forms import (
     CHANNEL_LABELS,
     AuditFilterForm,
+    ExportForm,
     FilterForm,
     LoginForm,
-    PostOnlyForm,
     SearchForm,
     StatusChangeForm,
 )
 from web.staff.settings import clinic_timezone
+from web.staff.throttle import client_address, sign_in_wait_seconds
 from web.staff.transcript import TranscriptUnavailableError, load_transcript
 
 logger = logging.getLogger(__name__)
@@ -78,7 +85,8 @@ blueprint = Blueprint(
 
 UNSAFE_METHODS = frozenset({"POST", "PUT", "PATCH", "DELETE"})
 FILTER_PARAMETERS = ("status", "channel", "created_from", "created_to", "attention")
-SEARCH_SESSION_KEY = "staff_search"
+# Where earlier versions kept the search term, readable in the cookie: removed on sight.
+LEGACY_SEARCH_SESSION_KEY = "staff_search"
 LAST_SEEN_SESSION_KEY = "staff_last_seen"
 # No scripts at all, and nothing from anywhere else.
 CONTENT_SECURITY_POLICY = (
@@ -89,6 +97,10 @@ LOGIN_FAILED_MESSAGE = (
     "That username and password did not match, or the account is locked. "
     f"After {MAX_FAILED_LOGINS} failed attempts in a row an account is locked for "
     f"{int(LOCKOUT_DURATION.total_seconds() // 60)} minutes."
+)
+THROTTLED_MESSAGE = (
+    "Too many sign-in attempts have come from your network. Please wait a few minutes and "
+    "try again; if you have forgotten your password, ask an administrator to set a new one."
 )
 ANSWER_LABELS = {"yes": "Yes", "no": "No", "unsure": "Not sure"}
 SCREENING_QUESTIONS = (
@@ -145,9 +157,12 @@ def _end_session(flash_message: str | None = None) -> None:
 
 @blueprint.before_request
 def check_session_and_csrf() -> Response | None:
+    """Before every staff page: the inactivity timeout, and a CSRF token on every post."""
     if request.endpoint == "staff.static":
         return None
     session.permanent = True
+    if LEGACY_SEARCH_SESSION_KEY in session:
+        session.pop(LEGACY_SEARCH_SESSION_KEY)
     if current_user.is_authenticated:
         if _session_timed_out():
             username = _username()
@@ -173,6 +188,7 @@ def check_session_and_csrf() -> Response | None:
 
 @blueprint.after_request
 def add_staff_headers(response: Response) -> Response:
+    """Stricter headers than the public page's: no scripts, no caching of patient details."""
     # Set before the app-wide defaults (which only fill in what is missing), so these win.
     response.headers["Content-Security-Policy"] = CONTENT_SECURITY_POLICY
     response.headers["X-Content-Type-Options"] = "nosniff"
@@ -182,13 +198,13 @@ def add_staff_headers(response: Response) -> Response:
         # Patient details must not stay in the browser's or a proxy's cache.
         response.headers["Cache-Control"] = "no-store"
         response.headers["Pragma"] = "no-cache"
-    if request.is_secure:
-        response.headers["Strict-Transport-Security"] = "max-age=31536000"
+    # Strict-Transport-Security comes from web/security.py, for the whole site.
     return response
 
 
 @blueprint.context_processor
 def template_context() -> dict[str, Any]:
+    """What every staff template may use."""
     return {
         "clinic_name": load_clinic_settings().name,
         "csrf_token": generate_csrf,
@@ -228,23 +244,44 @@ def _error_page(error: HTTPException) -> tuple[str, int]:
 
 @blueprint.errorhandler(CsrfRejectedError)
 def csrf_rejected(error: CsrfRejectedError) -> tuple[str, int]:
+    """An expired or foreign form: explained, nothing done."""
     return _error_page(error)
 
 
 @blueprint.errorhandler(403)
 def forbidden(error: HTTPException) -> tuple[str, int]:
+    """The refusal page; every refusal is audited with its path (which holds no patient data)."""
+    audit.record_audit_event(
+        action=audit.ACCESS_DENIED,
+        staff_username=_username() if current_user.is_authenticated else None,
+        detail=f"{request.method} {request.path}",
+        url=_database_url(),
+    )
     error.description = "This page is for staff with the admin role."
     return _error_page(error)
 
 
+@blueprint.errorhandler(429)
+def too_many_sign_ins(error: HTTPException) -> tuple[str, int, dict[str, str]]:
+    """The sign-in page again while this address is throttled: calm, never a server error."""
+    logger.warning("Staff sign-in throttled for address %s", client_address())
+    form = LoginForm()
+    form.password.data = ""
+    page = render_template("staff/login.html", form=form, error=THROTTLED_MESSAGE)
+    retry_after = getattr(error, "retry_after", None)
+    return page, 429, ({"Retry-After": str(retry_after)} if retry_after else {})
+
+
 @blueprint.errorhandler(404)
 def not_found(error: HTTPException) -> tuple[str, int]:
+    """An unknown request or page, in the staff area's own layout."""
     error.description = "There is no such request or page. Check the reference and try again."
     return _error_page(error)
 
 
 @blueprint.errorhandler(OperationalError)
 def database_unavailable(error: OperationalError) -> tuple[str, int]:
+    """A calm page while the database is unreachable; the log names only the error's type."""
     logger.error("Staff area: database unreachable: %s", type(error.orig).__name__)
     return (
         render_template(
@@ -277,45 +314,64 @@ def _safe_next(target: str | None) -> str | None:
     return parts.path + (f"?{parts.query}" if parts.query else "")
 
 
-def _audit_login(outcome: LoginOutcome, username: str, failures: int) -> None:
+def _audit_login(outcome: LoginOutcome, username: str, failures: int, address: str) -> None:
+    """One event per attempt, with the address it came from (where a lockout applies)."""
     events = {
-        LoginOutcome.SUCCESS: (audit.LOGIN, username, ""),
+        LoginOutcome.SUCCESS: (audit.LOGIN, username, f"from {address}"),
         LoginOutcome.WRONG_PASSWORD: (
             audit.LOGIN_FAILED,
             username,
-            f"wrong password ({failures} of {MAX_FAILED_LOGINS} before a lockout)",
+            f"wrong password from {address} ({failures} of {MAX_FAILED_LOGINS} before a lockout)",
         ),
         LoginOutcome.LOCKED_NOW: (
             audit.ACCOUNT_LOCKED,
             username,
-            f"locked for {int(LOCKOUT_DURATION.total_seconds() // 60)} minutes after "
-            f"{MAX_FAILED_LOGINS} failed sign-ins",
+            f"locked from {address} for {int(LOCKOUT_DURATION.total_seconds() // 60)} minutes "
+            f"after {MAX_FAILED_LOGINS} failed sign-ins",
         ),
-        LoginOutcome.LOCKED: (audit.LOGIN_WHILE_LOCKED, username, "refused: account locked"),
+        LoginOutcome.LOCKED: (
+            audit.LOGIN_WHILE_LOCKED,
+            username,
+            f"refused from {address}: locked after failed sign-ins",
+        ),
         # The typed name is not kept: it may be a password typed into the wrong box.
-        LoginOutcome.UNKNOWN_ACCOUNT: (audit.LOGIN_FAILED, None, "unknown or deactivated account"),
+        LoginOutcome.UNKNOWN_ACCOUNT: (
+            audit.LOGIN_FAILED,
+            None,
+            f"unknown or deactivated account, from {address}",
+        ),
     }
     action, staff_username, detail = events[outcome]
     audit.record_audit_event(
         action=action, staff_username=staff_username, detail=detail, url=_database_url()
     )
     if outcome is LoginOutcome.LOCKED_NOW:
-        logger.warning("Staff account %s locked after repeated failed sign-ins", username)
+        logger.warning(
+            "Staff account %s locked from %s after repeated failed sign-ins", username, address
+        )
 
 
 @blueprint.route("/login", methods=["GET", "POST"])
 def login() -> Any:
+    """The sign-in form; posts are throttled per client address before any password is checked."""
     if current_user.is_authenticated:
         return redirect(url_for("staff.request_list"))
+    if request.method == "POST":
+        wait = sign_in_wait_seconds()
+        if wait:
+            raise TooManyRequests(retry_after=wait)
     form = LoginForm()
     error = None
     status = 200
     if request.method == "GET":
         form.next.data = _safe_next(request.args.get("next")) or ""
     elif form.validate_on_submit():
-        result = authenticate(form.username.data, form.password.data, url=_database_url())
+        address = client_address()
+        result = authenticate(
+            form.username.data, form.password.data, client_address=address, url=_database_url()
+        )
         username = result.account.username if result.account else ""
-        _audit_login(result.outcome, username, result.failed_login_count)
+        _audit_login(result.outcome, username, result.failed_login_count, address)
         if result.succeeded:
             # A fresh session: nothing from before signing in carries over.
             session.clear()
@@ -336,6 +392,7 @@ def login() -> Any:
 @blueprint.route("/logout", methods=["POST"])
 @login_required
 def logout() -> Response:
+    """Signs out here and everywhere else this account is signed in."""
     username = _username()
     # Also ends copies of this session cookie anywhere else, and the user's other sessions.
     end_all_sessions(current_user.account.id, url=_database_url())
@@ -347,91 +404,128 @@ def logout() -> Response:
 # --- Requests ---------------------------------------------------------------------------------
 
 
-def _filter_arguments() -> dict[str, str]:
-    """The list's filters from the query string, to carry into links and form actions."""
-    return {name: request.args[name] for name in FILTER_PARAMETERS if request.args.get(name)}
+def _filter_form(source: MultiDict) -> FilterForm:
+    """The list's filters from ``source``: the query string, or the body of a posted search."""
+    form = FilterForm(source)
+    if any(source.get(name) for name in FILTER_PARAMETERS):
+        form.validate()
+    return form
 
 
-def _filters(form: FilterForm) -> RequestFilters:
-    """The valid filters of ``form`` plus the search kept in the session; invalid ones are left out."""
+def _valid(field: Any) -> Any:
+    return None if field.errors or not field.data else field.data
 
-    def valid(field: Any) -> Any:
-        return None if field.errors or not field.data else field.data
 
+def _filter_arguments(form: FilterForm) -> dict[str, str]:
+    """The valid filters, to carry into links and form actions: never free text."""
+    values = {
+        "status": _valid(form.status),
+        "channel": _valid(form.channel),
+        "created_from": _valid(form.created_from),
+        "created_to": _valid(form.created_to),
+        "attention": "y" if form.attention.data else None,
+    }
+    return {name: str(value) for name, value in values.items() if value}
+
+
+def _filters(form: FilterForm, search: str | None) -> RequestFilters:
+    """The valid filters of ``form`` (invalid ones are left out) and the posted search, if any."""
     return RequestFilters(
-        status=valid(form.status),
-        channel=valid(form.channel),
-        created_from=valid(form.created_from),
-        created_to=valid(form.created_to),
+        status=_valid(form.status),
+        channel=_valid(form.channel),
+        created_from=_valid(form.created_from),
+        created_to=_valid(form.created_to),
         needs_attention=bool(form.attention.data),
-        search=session.get(SEARCH_SESSION_KEY) or None,
+        search=search,
         zone=clinic_zone(),
     )
 
 
-def _filter_form() -> FilterForm:
-    form = FilterForm(request.args)
-    if request.args:
-        form.validate()
-    return form
+def _described(arguments: dict[str, str], searched: bool) -> str:
+    """Filters for an audit event; a search is mentioned, never its term (a name or phone)."""
+    described = [f"{name}={value}" for name, value in arguments.items()]
+    if searched:
+        described.append("with a search")
+    return f"; {', '.join(described)}" if described else ""
+
+
+def _render_list(
+    filter_form: FilterForm,
+    search: str | None,
+    search_form: SearchForm | None = None,
+    status: int = 200,
+) -> tuple[str, int]:
+    """The list page, audited as a list view or, with ``search``, as a search."""
+    arguments = _filter_arguments(filter_form)
+    page = list_requests(
+        _filters(filter_form, search),
+        page=request.args.get("page", 1, type=int),
+        per_page=current_app.config["STAFF_PAGE_SIZE"],
+        url=_database_url(),
+    )
+    audit.record_audit_event(
+        action=audit.SEARCH if search else audit.VIEW_LIST,
+        staff_username=_username(),
+        detail=f"page {page.number} of {page.page_count}, {page.total} request(s)"
+        + _described(arguments, bool(search)),
+        url=_database_url(),
+    )
+    html = render_template(
+        "staff/requests.html",
+        page=page,
+        filter_form=filter_form,
+        filter_arguments=arguments,
+        search_form=search_form or SearchForm(formdata=None, q=search or ""),
+        search=search,
+        new_count=count_new_requests(url=_database_url()),
+        active="requests",
+    )
+    return html, status
 
 
 @blueprint.route("/")
 @login_required
 def index() -> Response:
+    """The staff area starts at the request list."""
     return redirect(url_for("staff.request_list"))
 
 
 @blueprint.route("/requests")
 @login_required
-def request_list() -> str:
-    filter_form = _filter_form()
-    page = list_requests(
-        _filters(filter_form),
-        page=request.args.get("page", 1, type=int),
-        per_page=current_app.config["STAFF_PAGE_SIZE"],
-        url=_database_url(),
-    )
-    return render_template(
-        "staff/requests.html",
-        page=page,
-        filter_form=filter_form,
-        filter_arguments=_filter_arguments(),
-        search_form=SearchForm(q=session.get(SEARCH_SESSION_KEY, "")),
-        search=session.get(SEARCH_SESSION_KEY),
-        button_form=PostOnlyForm(),
-        new_count=count_new_requests(url=_database_url()),
-        active="requests",
-    )
+def request_list() -> tuple[str, int]:
+    """The newest requests first, filtered by the query string (which never holds a search)."""
+    return _render_list(_filter_form(request.args), search=None)
 
 
 @blueprint.route("/requests/search", methods=["POST"])
 @login_required
-def search() -> Response:
-    form = SearchForm()
-    if form.validate_on_submit() and form.q.data.strip():
-        session[SEARCH_SESSION_KEY] = form.q.data.strip()
-    else:
-        session.pop(SEARCH_SESSION_KEY, None)
-    return redirect(url_for("staff.request_list", **_filter_arguments()))
+def search() -> Any:
+    """The requests matching a posted search, shown in the answer to the post itself.
 
-
-@blueprint.route("/requests/search/clear", methods=["POST"])
-@login_required
-def clear_search() -> Response:
-    session.pop(SEARCH_SESSION_KEY, None)
-    return redirect(url_for("staff.request_list", **_filter_arguments()))
+    Nothing of the term is kept: not in the session cookie, not in a URL, not on the server.
+    Paging and filtering post it again from the page's own forms.
+    """
+    # Filters come in the action URL (search box, paging) or the body (the filter form).
+    filter_form = _filter_form(request.values)
+    search_form = SearchForm()
+    if not search_form.validate():
+        return _render_list(filter_form, None, search_form=search_form, status=400)
+    term = search_form.q.data.strip()
+    if not term:
+        return redirect(url_for("staff.request_list", **_filter_arguments(filter_form)))
+    return _render_list(filter_form, term, search_form=search_form)
 
 
 @blueprint.route("/requests/export", methods=["POST"])
-@login_required
+@admin_required
 def export_requests() -> Response:
-    filters = _filters(_filter_form())
-    rows = requests_for_export(filters, url=_database_url())
-    described = [f"{name}={value}" for name, value in _filter_arguments().items()]
-    if filters.search:
-        described.append("with a search")  # The search term itself may be a patient's name.
-    detail = f"CSV of {len(rows)} request(s)" + (f"; {', '.join(described)}" if described else "")
+    """Every request the filters and the posted search select, as CSV: admins only, audited."""
+    filter_form = _filter_form(request.args)
+    search = (ExportForm().q.data or "").strip()[:MAX_SEARCH_LENGTH] or None
+    rows = requests_for_export(_filters(filter_form, search), url=_database_url())
+    detail = f"CSV of {len(rows)} request(s)" + _described(
+        _filter_arguments(filter_form), bool(search)
+    )
     audit.record_export(
         _username(), [row.reference for row in rows], detail=detail, url=_database_url()
     )
@@ -470,7 +564,9 @@ def _render_detail(
 ) -> tuple[str, int]:
     try:
         transcript = load_transcript(
-            appointment.conversation_id, url=current_app.config.get("TRACKER_DATABASE_URL")
+            appointment.conversation_id,
+            url=current_app.config.get("TRACKER_DATABASE_URL"),
+            confirmed_at=appointment.created_at,
         )
         transcript_unavailable = False
     except TranscriptUnavailableError:
@@ -495,6 +591,7 @@ def _render_detail(
 @blueprint.route("/requests/<reference>")
 @login_required
 def request_detail(reference: str) -> tuple[str, int]:
+    """One request with its answers, screening, history and conversation; audited."""
     appointment = _request_or_404(reference)
     audit.record_audit_event(
         action=audit.VIEW_REQUEST,
@@ -508,6 +605,7 @@ def request_detail(reference: str) -> tuple[str, int]:
 @blueprint.route("/requests/<reference>/status", methods=["POST"])
 @login_required
 def update_status(reference: str) -> Any:
+    """Moves the request one step along the workflow (audited with the change)."""
     appointment = _request_or_404(reference)
     form = _status_form(appointment.status, StatusChangeForm())
     if not form.validate_on_submit():
@@ -534,9 +632,20 @@ def update_status(reference: str) -> Any:
 # --- Audit log --------------------------------------------------------------------------------
 
 
+def _audit_filters(filters: audit.AuditFilters) -> dict[str, str]:
+    """The audit log's filters for its own audit event: usernames, actions, references."""
+    values = {
+        "staff_username": filters.staff_username,
+        "action": filters.action,
+        "reference": filters.request_reference,
+    }
+    return {name: value for name, value in values.items() if value}
+
+
 @blueprint.route("/audit")
 @admin_required
 def audit_log() -> str:
+    """The audit log, newest first, for admins; viewing it is audited too."""
     form = AuditFilterForm(request.args)
     if request.args:
         form.validate()
@@ -561,6 +670,14 @@ def audit_log() -> str:
         for name in ("staff_username", "action", "reference")
         if request.args.get(name)
     }
+    # Recorded after the query, so the page does not list its own viewing.
+    audit.record_audit_event(
+        action=audit.VIEW_AUDIT_LOG,
+        staff_username=_username(),
+        detail=f"page {page.number} of {page.page_count}"
+        + _described(_audit_filters(filters), False),
+        url=_database_url(),
+    )
     return render_template(
         "staff/audit.html", page=page, form=form, filter_arguments=arguments, active="audit"
     )

@@ -13,8 +13,7 @@ from flask import Flask
 from flask.testing import FlaskClient
 from werkzeug.test import TestResponse
 
-# Engines are cached per database URL, and every test has its own.
-from tests.appointments.conftest import _dispose_engines_after_test  # noqa: F401
+from appointments.database import dispose_engines
 from tests.appointments.staff_factories import PASSWORD, use_cheap_password_hashing
 from web.app import create_app
 from web.staff import transcript
@@ -31,8 +30,10 @@ def _cheap_hashing(monkeypatch: pytest.MonkeyPatch) -> None:
 
 
 @pytest.fixture(autouse=True)
-def _dispose_tracker_engines() -> Iterator[None]:
+def _dispose_engines_after_test() -> Iterator[None]:
+    # Engines are cached per database URL, and every test has its own.
     yield
+    dispose_engines()
     transcript.dispose_engines()
 
 
@@ -43,7 +44,7 @@ def tracker_url(tmp_path: Path) -> str:
 
 
 @pytest.fixture
-def app(database_url: str, tracker_url: str) -> Flask:  # noqa: F811
+def app(database_url: str, tracker_url: str) -> Flask:
     return create_app(
         {
             "TESTING": True,
@@ -90,14 +91,14 @@ def client(app: Flask) -> StaffClient:
 
 
 @pytest.fixture
-def staff_user(database_url: str) -> str:  # noqa: F811
+def staff_user(database_url: str) -> str:
     from appointments.staff_accounts import create_staff_user
 
     return create_staff_user("alice", PASSWORD, role="staff", url=database_url).username
 
 
 @pytest.fixture
-def admin_user(database_url: str) -> str:  # noqa: F811
+def admin_user(database_url: str) -> str:
     from appointments.staff_accounts import create_staff_user
 
     return create_staff_user("root", PASSWORD, role="admin", url=database_url).username

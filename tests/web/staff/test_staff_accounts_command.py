@@ -1,4 +1,6 @@
-"""`python -m web.staff.accounts` (behind `make staff-user`): create, set-password, unlock, list."""
+"""`python -m web.staff.accounts` (behind `make staff-user`): create, set-password, unlock, list,
+deactivate and reactivate.
+"""
 
 from __future__ import annotations
 
@@ -8,6 +10,7 @@ import sys
 
 import pytest
 
+from appointments.audit import AuditFilters, list_audit_events
 from appointments.database import REPO_ROOT
 from appointments.staff_accounts import (
     MAX_FAILED_LOGINS,
@@ -114,15 +117,17 @@ def test_set_password_unlock_and_list(database_url: str) -> None:
     create_staff_user("alice", PASSWORD, url=database_url)
     create_staff_user("bob", PASSWORD, role="admin", url=database_url)
     for _ in range(MAX_FAILED_LOGINS):
-        authenticate("alice", "wrong password", url=database_url)
+        authenticate("alice", "wrong password", client_address="203.0.113.66", url=database_url)
 
     listed = _run(database_url, "list")
     assert listed.returncode == 0
-    assert "alice\tstaff\tactive, locked until" in listed.stdout
+    assert "alice\tstaff\tactive, locked from 203.0.113.66 until" in listed.stdout
     assert "bob\tadmin\tactive" in listed.stdout
 
     assert _run(database_url, "unlock", "alice").returncode == 0
-    assert authenticate("alice", PASSWORD, url=database_url).succeeded
+    assert authenticate(
+        "alice", PASSWORD, client_address="203.0.113.66", url=database_url
+    ).succeeded
 
     changed = _run(database_url, "set-password", "bob", password="a different password")
     assert changed.returncode == 0, changed.stderr
@@ -130,3 +135,36 @@ def test_set_password_unlock_and_list(database_url: str) -> None:
     assert authenticate("bob", "a different password", url=database_url).succeeded
 
     assert "no account named 'carol'" in _run(database_url, "unlock", "carol").stderr
+
+
+def test_deactivate_and_reactivate(database_url: str) -> None:
+    create_staff_user("alice", PASSWORD, url=database_url)
+
+    deactivated = _run(database_url, "deactivate", "Alice")
+
+    assert deactivated.returncode == 0, deactivated.stderr
+    assert deactivated.stdout.strip() == (
+        "Deactivated 'alice'; their sessions have been signed out."
+    )
+    assert not authenticate("alice", PASSWORD, url=database_url).succeeded
+    assert "alice\tstaff\tdeactivated" in _run(database_url, "list").stdout
+
+    reactivated = _run(database_url, "reactivate", "alice")
+
+    assert reactivated.returncode == 0, reactivated.stderr
+    assert "Reactivated 'alice'" in reactivated.stdout
+    assert authenticate("alice", PASSWORD, url=database_url).succeeded
+    events = list_audit_events(AuditFilters(staff_username="alice"), url=database_url).items
+    assert [(e.action, e.detail) for e in reversed(events)] == [
+        ("account_deactivated", "on the command line"),
+        ("account_reactivated", "on the command line"),
+    ]
+
+
+def test_deactivating_an_unknown_account_says_so(database_url: str) -> None:
+    for command in ("deactivate", "reactivate"):
+        result = _run(database_url, command, "carol")
+        assert result.returncode == 1
+        assert "no account named 'carol'" in result.stderr
+        assert "Traceback" not in result.stderr
+    assert list_audit_events(AuditFilters(), url=database_url).total == 0

@@ -1,10 +1,13 @@
-"""The audit log page: admins only; shows who viewed, changed or exported which request."""
+"""The audit log page: admins only (refusals audited); shows who listed, viewed, changed or
+exported which request, and is itself audited.
+"""
 
 from __future__ import annotations
 
 import html
 import re
 
+from appointments.audit import AuditFilters, list_audit_events
 from tests.appointments.staff_factories import add_request
 
 
@@ -19,11 +22,17 @@ def _rows(page: str) -> list[list[str]]:
     ]
 
 
-def test_staff_without_the_admin_role_are_refused(signed_in) -> None:
-    response = signed_in.get("/staff/audit")
+def test_staff_without_the_admin_role_are_refused_and_that_is_audited(
+    signed_in, database_url
+) -> None:
+    response = signed_in.get("/staff/audit?staff_username=root")
     assert response.status_code == 403
     assert "for staff with the admin role" in response.get_data(as_text=True)
     assert "Audit log" not in signed_in.get("/staff/requests").get_data(as_text=True)
+    refusals = list_audit_events(AuditFilters(action="access_denied"), url=database_url).items
+    # The path only: no query string, and nothing from the page that was refused.
+    assert [(e.staff_username, e.detail) for e in refusals] == [("alice", "GET /staff/audit")]
+    assert list_audit_events(AuditFilters(action="view_audit_log"), url=database_url).total == 0
 
 
 def test_admins_see_views_changes_exports_and_logins(app, signed_in_admin, database_url) -> None:
@@ -45,10 +54,11 @@ def test_admins_see_views_changes_exports_and_logins(app, signed_in_admin, datab
     # Newest first; the status form's page was opened (viewed) once before the change.
     assert rows == [
         ["root", "Exported", reference, "CSV of 1 request(s)"],
+        ["root", "Listed requests", "", "page 1 of 1, 1 request(s)"],
         ["root", "Changed status", reference, "new -> contacted (with a note)"],
         ["root", "Viewed request", reference, ""],
-        ["(unknown)", "Failed sign-in", "", "unknown or deactivated account"],
-        ["root", "Signed in", "", ""],
+        ["(unknown)", "Failed sign-in", "", "unknown or deactivated account, from 127.0.0.1"],
+        ["root", "Signed in", "", "from 127.0.0.1"],
     ]
     assert all(re.fullmatch(r"\d{4}-\d\d-\d\d \d\d:\d\d UTC", row[0]) for row in _rows(page_html))
     assert "Ana Ruiz" not in page_html
@@ -80,3 +90,13 @@ def test_audit_log_is_paged(signed_in_admin, database_url, app) -> None:
     page_html = signed_in_admin.get("/staff/audit?action=view_request").get_data(as_text=True)
     assert "Page 1 of 2" in page_html
     assert 'href="/staff/audit?page=2&amp;action=view_request"' in page_html
+
+
+def test_viewing_the_audit_log_is_audited_after_the_page_is_read(signed_in_admin) -> None:
+    first = signed_in_admin.get("/staff/audit?action=view_audit_log").get_data(as_text=True)
+    second = signed_in_admin.get("/staff/audit?action=view_audit_log").get_data(as_text=True)
+
+    assert "0 events." in first
+    assert [row[1:] for row in _rows(second)] == [
+        ["root", "Viewed audit log", "", "page 1 of 1; action=view_audit_log"]
+    ]
