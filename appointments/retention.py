@@ -43,9 +43,7 @@ CLOSED_STATUSES = tuple(status for status, following in NEXT_STATUSES.items() if
 CHUNK_SIZE = 500
 TRACKER_CONNECT_TIMEOUT_SECONDS = 10
 
-PURGE = "retention_purge"
-# Registered here until appointments/audit.py lists it with the other actions.
-audit.ACTION_LABELS.setdefault(PURGE, "Purged old records")
+PURGE = audit.PURGE
 
 # The columns we use of Rasa's SQLTrackerStore table (rasa/core/tracker_store.py, SQLEvent).
 TRACKER_EVENTS = Table(
