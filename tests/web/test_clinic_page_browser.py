@@ -5,9 +5,12 @@ Without Chromium the tests are skipped, except in CI (env CI set), where they fa
 
 from __future__ import annotations
 
+import contextlib
+import json
 import os
 import re
 import shutil
+import sqlite3
 import subprocess
 import sys
 from pathlib import Path
@@ -73,6 +76,21 @@ def web_url(assistant, tmp_path_factory: pytest.TempPathFactory) -> Iterator[str
     finally:
         process.terminate()
         process.wait(timeout=20)
+
+
+@pytest.fixture
+def tracker_events_of(assistant):
+    """How many events the test Rasa server's tracker store holds for a conversation."""
+    path = assistant.tracker_database_url.removeprefix("sqlite:///")
+
+    def count(conversation_id: str) -> int:
+        with contextlib.closing(sqlite3.connect(path)) as connection:
+            (events,) = connection.execute(
+                "SELECT count(*) FROM events WHERE sender_id = ?", (conversation_id,)
+            ).fetchone()
+        return events
+
+    return count
 
 
 class PhonePage:
@@ -225,3 +243,41 @@ def test_an_appointment_request_through_the_widget_is_stored(assistant, phone: P
     assert stored.phone_e164 == "+12015550147"
     assert stored.contact_method == "call"
     phone.assert_stayed_on_this_machine()
+
+
+def stored_session_id(phone: PhonePage) -> str:
+    """The conversation token rasa-webchat keeps in the tab's storage."""
+    stored = phone.page.evaluate("window.sessionStorage.getItem('chat_session')")
+    return json.loads(stored)["session_id"]
+
+
+def test_a_second_browser_cannot_take_over_a_web_conversation(
+    browser, web_url: str, phone: PhonePage, tracker_events_of
+) -> None:
+    phone.open_chat_by_keyboard()
+    phone.wait_for_reply(0, "What would you like to know")
+    phone.type_message("does an hsg hurt", "cramping")
+    token = stored_session_id(phone)
+    her_conversation = "web:" + token.partition(".")[0]
+    events = tracker_events_of(her_conversation)
+    assert events > 0
+
+    # Another browser that learnt her conversation's id (or its random part) puts it in storage.
+    for known_id in (her_conversation, token.partition(".")[0]):
+        intruder = browser.new_context(viewport=PHONE_SCREEN, is_mobile=True, has_touch=True)
+        intruder.add_init_script(
+            "window.sessionStorage.setItem('chat_session', "
+            f"JSON.stringify({{session_id: {json.dumps(known_id)}}}))"
+        )
+        page = intruder.new_page()
+        page.goto(f"{web_url}/")
+        other = PhonePage.__new__(PhonePage)
+        other.page, other.context = page, intruder
+        other.open_chat_by_keyboard()
+        other.wait_for_reply(0, "What would you like to know")
+        other.type_message("change my phone number", "")
+        assert page.locator(".rw-response", has_text="cramping").count() == 0
+        assert stored_session_id(other) not in (known_id, token)
+        intruder.close()
+
+    assert tracker_events_of(her_conversation) == events
