@@ -4,16 +4,13 @@ from __future__ import annotations
 
 import logging
 import os
-import secrets
-import stat
-import tempfile
 from datetime import timedelta
-from pathlib import Path
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from flask import Flask
 
 from appointments.database import REPO_ROOT
+from server_secrets import load_secret_key
 
 logger = logging.getLogger(__name__)
 
@@ -25,35 +22,6 @@ TRUE_WORDS = frozenset({"1", "true", "yes", "on"})
 def env_flag(name: str, default: bool = False) -> bool:
     value = os.environ.get(name)
     return default if value is None else value.strip().lower() in TRUE_WORDS
-
-
-def load_secret_key(path: Path = SECRET_KEY_FILE) -> str:
-    """The key in ``path``, generated there (mode 600) the first time.
-
-    Written to a private temporary file and linked into place, so that several processes
-    starting at once all end up with the same complete key.
-    """
-    path.parent.mkdir(mode=0o700, parents=True, exist_ok=True)
-    if not path.exists():
-        # mkstemp creates the file with mode 600 whatever the umask.
-        descriptor, temporary = tempfile.mkstemp(dir=path.parent, prefix=".secret-")
-        try:
-            with os.fdopen(descriptor, "w") as file:
-                file.write(secrets.token_hex(32))
-            try:
-                os.link(temporary, path)
-            except FileExistsError:
-                pass  # Another process got there first; use its key.
-        finally:
-            os.unlink(temporary)
-    mode = stat.S_IMODE(path.stat().st_mode)
-    if mode & 0o077:
-        logger.warning("%s was readable by others (mode %o); setting it to 600", path, mode)
-        os.chmod(path, 0o600)
-    key = path.read_text().strip()
-    if not key:
-        raise RuntimeError(f"{path} is empty: delete it to have a new key generated")
-    return key
 
 
 def clinic_timezone(name: str) -> ZoneInfo:

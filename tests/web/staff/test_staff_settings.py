@@ -11,9 +11,9 @@ from pathlib import Path
 import pytest
 
 from appointments.database import REPO_ROOT
+from server_secrets import load_secret_key
 from web.app import create_app
 from web.staff import settings
-from web.staff.settings import load_secret_key
 
 
 def test_secret_key_is_generated_once_with_mode_600(tmp_path: Path) -> None:
