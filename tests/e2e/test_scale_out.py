@@ -14,6 +14,7 @@ import pytest
 from sqlalchemy import create_engine, text
 
 from appointments.requests import count_appointment_requests, get_appointment_request
+from channels.conversation_ids import rest_conversation_id
 from scripts.assistant_servers import (
     ScaledOutAssistant,
     new_sender,
@@ -115,9 +116,11 @@ def test_turns_alternating_between_servers_keep_context_and_store_once(
     assert (row.full_name, row.phone_e164, row.conversation_id) == (
         "Lena Okafor",
         "+12015550147",
-        sender,
+        rest_conversation_id(sender),
     )
-    assert stored_events(cluster, sender) > 2 * len(REQUEST_TURNS), "events are in PostgreSQL"
+    assert stored_events(cluster, rest_conversation_id(sender)) > 2 * len(REQUEST_TURNS), (
+        "events are in PostgreSQL"
+    )
 
 
 def test_a_question_asked_on_one_server_gets_its_detail_from_the_other(

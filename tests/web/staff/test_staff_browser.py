@@ -183,7 +183,10 @@ def test_request_from_the_chat_through_the_staff_area(
             expect(history).to_contain_text("Called, left a voicemail")
             page.screenshot(path=str(ARTIFACTS / "staff-request-detail.png"), full_page=True)
 
+            # The search is not kept between pages (never in a cookie): search again to export it.
             page.get_by_role("link", name="All requests").click()
+            page.get_by_label("Search by name, phone or reference").fill(PATIENT_NAME)
+            page.get_by_role("button", name="Search", exact=True).click()
             with page.expect_download() as download_info:
                 page.get_by_role("button", name=re.compile(r"^Export CSV")).click()
             download = download_info.value
