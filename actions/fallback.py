@@ -1,4 +1,9 @@
-"""Low-confidence and unusable messages: ask once to rephrase, then offer the phone line."""
+"""Low-confidence and unusable messages: ask once to rephrase, then offer the phone line.
+
+Every reply here ends with the same safety-net line (domain/base.yml): a patient the assistant
+could not understand may be trying to report a warning sign, so each one gets the clinic phone
+and 911 whatever else went wrong.
+"""
 
 from __future__ import annotations
 
@@ -15,6 +20,10 @@ RESPONSE_FOR_GUARD_REASON = {
     "empty": "utter_empty_message",
     "too_long": "utter_message_too_long",
 }
+REPHRASE_RESPONSE = "utter_ask_rephrase"
+PHONE_LINE_RESPONSE = "utter_offer_phone_line"
+# Every response this action can send (each ends with the safety net).
+FALLBACK_RESPONSES = (REPHRASE_RESPONSE, PHONE_LINE_RESPONSE, *RESPONSE_FOR_GUARD_REASON.values())
 
 
 def consecutive_fallbacks(tracker: Tracker) -> int:
@@ -44,9 +53,9 @@ class ActionHandleFallback(Action):
         if reason in RESPONSE_FOR_GUARD_REASON:
             dispatcher.utter_message(response=RESPONSE_FOR_GUARD_REASON[reason])
         elif consecutive_fallbacks(tracker) >= 2:
-            dispatcher.utter_message(response="utter_offer_phone_line")
+            dispatcher.utter_message(response=PHONE_LINE_RESPONSE)
         else:
-            dispatcher.utter_message(response="utter_ask_rephrase")
+            dispatcher.utter_message(response=REPHRASE_RESPONSE)
         # As Rasa's own fallback does: forget the message, so the dialogue (and an active
         # form) carries on from where it was, and the policies' next step is to listen.
         return [UserUtteranceReverted()]

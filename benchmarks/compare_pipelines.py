@@ -16,7 +16,13 @@ from pathlib import Path
 
 import yaml
 
-from scripts.evaluate_nlu import held_out_questions, predict, public_sample_questions, score
+from scripts.evaluate_nlu import (
+    held_out_questions,
+    predict,
+    public_sample_questions,
+    public_sample_skipped,
+    score,
+)
 
 REPO_ROOT = Path(__file__).resolve().parent.parent
 SPACY_MD_PATH = str(
@@ -119,6 +125,9 @@ def main() -> None:
     parser.add_argument("--out", type=Path, default=REPO_ROOT / "benchmarks" / "pipelines.md")
     args = parser.parse_args()
     held_out, public = held_out_questions(), public_sample_questions()
+    skipped = public_sample_skipped()
+    if skipped:
+        print(skipped, flush=True)
     rows = []
     with tempfile.TemporaryDirectory() as tmp:
         for index, (label, pipeline) in enumerate(CANDIDATES.items()):
@@ -127,16 +136,21 @@ def main() -> None:
             model, seconds = train(pipeline, Path(tmp), f"candidate{index}")
             predictions = asyncio.run(predict(model, [q.text for q in held_out + public]))
             held = score(held_out, predictions[: len(held_out)])
-            pub = score(public, predictions[len(held_out) :])
+            public_accuracy = (
+                f"{score(public, predictions[len(held_out) :])['accuracy']:.3f}"
+                if public
+                else "n/a"
+            )
             rows.append(
                 f"| {label} | {held['accuracy']:.3f} | {held['macro_f1']:.3f} | "
-                f"{held['warning_signs_recall']:.2f} | {pub['accuracy']:.3f} | {seconds:.0f} s |"
+                f"{held['warning_signs_recall']:.2f} | {public_accuracy} | {seconds:.0f} s |"
             )
             print(rows[-1], flush=True)
     table = [
         "| pipeline | held-out accuracy | held-out macro F1 | warning_signs recall | public sample accuracy | training |",
         "|---|---|---|---|---|---|",
         *rows,
+        *([f"\n{skipped}"] if skipped else []),
     ]
     args.out.write_text("\n".join(table) + "\n")
     print("\n".join(table))

@@ -1,7 +1,8 @@
 """Scores a trained model's intent classification on the held-out file(s) and the public sample.
 
 Writes results/nlu/report.json and report.md; prints a summary. The public sample
-(../shared/eval/public_questions.tsv) is only ever read here, never trained on.
+(../shared/eval/public_questions.tsv) is only ever read here, never trained on; it lies outside
+the repository, so where it is absent (a lone clone) its score is skipped with a message.
 """
 
 from __future__ import annotations
@@ -39,7 +40,15 @@ def held_out_questions(directory: Path = HELD_OUT_DIR) -> list[LabelledQuestion]
     ]
 
 
+def public_sample_skipped(path: Path = PUBLIC_SAMPLE) -> str | None:
+    """Why the public sample is not scored here, or None when it is there to score."""
+    if path.exists():
+        return None
+    return f"Public sample not scored: {path} is absent (it lives outside the repository)."
+
+
 def public_sample_questions(path: Path = PUBLIC_SAMPLE) -> list[LabelledQuestion]:
+    """The public sample's questions; none where the file is absent (see public_sample_skipped)."""
     if not path.exists():
         return []
     with path.open(newline="") as handle:
@@ -142,6 +151,9 @@ def markdown(results: dict) -> str:
                 f"| {name} | {result['examples']} | {result['accuracy']:.3f} | "
                 f"{result['macro_f1']:.3f} | {result['warning_signs_recall']} |"
             )
+    skipped = public_sample_skipped()
+    if skipped and not results.get("public_sample"):
+        lines += ["", skipped]
     held_out = results["held_out"]
     lines += ["", "Per-intent F1 (held-out):", ""]
     lines += [f"- {label}: {f1:.2f}" for label, f1 in sorted(held_out["per_intent_f1"].items())]
@@ -157,6 +169,9 @@ def main() -> None:
     parser.add_argument("--model", type=Path, default=REPO_ROOT / "models" / "hsg-assistant.tar.gz")
     parser.add_argument("--out", type=Path, default=REPO_ROOT / "results" / "nlu")
     args = parser.parse_args()
+    skipped = public_sample_skipped()
+    if skipped:
+        print(skipped)
     results = evaluate(args.model)
     args.out.mkdir(parents=True, exist_ok=True)
     (args.out / "report.json").write_text(json.dumps(results, indent=2))

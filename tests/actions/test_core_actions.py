@@ -1,14 +1,29 @@
-"""Session start, FAQ answers and the fallback, run as the action server runs them."""
+"""Session start, FAQ answers and the fallback, run as the action server runs them; the safety answers."""
 
 from __future__ import annotations
 
 import asyncio
+import re
+from pathlib import Path
 
+import pytest
+from rasa.shared.core.domain import Domain
 from rasa_sdk.executor import CollectingDispatcher
 
-from actions.fallback import ActionHandleFallback, consecutive_fallbacks
+from actions.fallback import FALLBACK_RESPONSES, ActionHandleFallback, consecutive_fallbacks
 from actions.session import ActionSessionStart
+from channels.sms_text import sms_messages
+from clinic.settings import load_clinic_settings
 from tests.actions.trackers import make_tracker, user_event
+
+RESPONSES = Domain.load(str(Path(__file__).resolve().parents[2] / "domain")).responses
+SAFETY_NET = (
+    "If you feel unwell after an HSG (fever, heavy bleeding, bad pain), call {clinic_phone}, "
+    "or 911 in an emergency."
+)
+# On the web the number is a tap-to-call link, as everywhere else there.
+SAFETY_NET_WEB = SAFETY_NET.replace("{clinic_phone}", "[{clinic_phone}](tel:{clinic_phone})")
+SMS_INVITATION = "Reply MORE for details."
 
 DOMAIN = {"responses": {"utter_pain": [{"text": "cramping"}], "utter_ask_rephrase": []}}
 
@@ -66,3 +81,78 @@ def test_empty_and_overlong_messages_get_their_own_explanation() -> None:
         tracker = make_tracker([user_event("", "nlu_fallback", 1.0, guard_reason=reason)])
         messages, _ = run(ActionHandleFallback(), tracker)
         assert [m["response"] for m in messages] == [response]
+
+
+# --- the safety answers ----------------------------------------------------------------------
+
+
+def filled(text: str) -> str:
+    """``text`` with the clinic details of the default settings, as the patient reads it."""
+    clinic = load_clinic_settings()
+    return text.format(
+        clinic_name=clinic.name,
+        clinic_phone=clinic.phone,
+        clinic_hours_sentence=clinic.hours_sentence,
+        clinic_address_sentence=clinic.address_sentence,
+    )
+
+
+def reading_grade(text: str) -> float:
+    """Flesch-Kincaid grade, syllables counted as vowel groups (a silent final "e" dropped)."""
+    sentences = [s for s in re.split(r"[.!?]+\s+|\n", text) if re.search(r"[A-Za-z]", s)]
+    words = re.findall(r"[A-Za-z][A-Za-z']*", re.sub(r"\(tel:[^)]*\)", "", text))
+
+    def syllables(word: str) -> int:
+        count = len(re.findall(r"[aeiouy]+", word.lower()))
+        if word.lower().endswith("e") and not word.lower().endswith(("le", "ee")) and count > 1:
+            count -= 1
+        return max(1, count)
+
+    per_sentence = len(words) / len(sentences)
+    per_word = sum(syllables(word) for word in words) / len(words)
+    return 0.39 * per_sentence + 11.8 * per_word - 15.59
+
+
+@pytest.mark.parametrize(
+    "variation", RESPONSES["utter_warning_signs"], ids=lambda v: v.get("channel", "default")
+)
+def test_the_warning_signs_answer_says_what_to_do_now_on_every_channel(variation: dict) -> None:
+    text = variation["text"].lower()
+    # Infection, bleeding, pain and allergic-reaction signs (clinic article; facts.md warning_signs).
+    for sign in ("fever", "foul-smelling discharge", "heavy bleeding", "worse", "rash", "swelling"):
+        assert sign in text, sign
+    assert "trouble breathing" in text and "reaction to the dye" in text
+    assert "contact your doctor now" in text and "{clinic_phone}" in text
+    # When the clinic is closed (facts.md: the local emergency department), and 911.
+    assert "if we're closed" in text or "if we are closed" in text
+    assert "emergency room" in text
+    assert "call 911 in an emergency" in text
+    assert reading_grade(filled(variation["text"])) <= 8.0
+
+
+def test_the_sms_warning_signs_answer_is_one_text_ending_with_the_invitation() -> None:
+    (sms,) = [v for v in RESPONSES["utter_warning_signs"] if v.get("channel") == "twilio"]
+    assert sms["text"].rstrip().endswith(SMS_INVITATION)
+    assert len(sms_messages([{"text": filled(sms["text"])}])) == 1
+
+
+def test_ordinary_after_effects_keep_the_aftercare_answer_which_ends_with_when_to_call() -> None:
+    for variation in RESPONSES["utter_aftercare_symptoms"]:
+        lines = [line for line in variation["text"].splitlines() if line != SMS_INVITATION]
+        assert "spotting" in lines[0] and "cramps" in lines[0]
+        assert lines[-1].startswith("If you get a fever") and "call your doctor" in lines[-1]
+
+
+@pytest.mark.parametrize("response", [*FALLBACK_RESPONSES, "utter_human_handoff"])
+def test_fallback_and_hand_off_answers_end_with_the_safety_net(response: str) -> None:
+    for variation in RESPONSES[response]:
+        net = SAFETY_NET_WEB if variation.get("channel") == "socketio" else SAFETY_NET
+        assert variation["text"].rstrip().endswith(f"\n{net}"), variation
+        assert reading_grade(filled(net)) <= 9.0
+
+
+def test_every_response_the_fallback_action_sends_is_in_the_domain() -> None:
+    for reason in ("empty", "too_long", None):
+        events = [user_event("x", "nlu_fallback", 0.1, guard_reason=reason)]
+        messages, _ = run(ActionHandleFallback(), make_tracker(events))
+        assert {m["response"] for m in messages} <= set(FALLBACK_RESPONSES) & set(RESPONSES)

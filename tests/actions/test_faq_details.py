@@ -7,7 +7,6 @@ import re
 from pathlib import Path
 
 import pytest
-import yaml
 from rasa.shared.core.domain import Domain
 from rasa.shared.core.events import ActionExecuted as RasaActionExecuted
 from rasa.shared.core.events import UserUttered
@@ -20,10 +19,11 @@ from rasa_sdk.types import DomainDict
 from actions.faq_details import NO_TOPIC_RESPONSE, ActionGiveMoreDetail
 from channels.sms_text import sms_messages
 from clinic.settings import load_clinic_settings
+from nlu_contract import faq_topics
 from tests.actions.trackers import make_tracker, user_event
 
 REPO_ROOT = Path(__file__).resolve().parents[2]
-TOPICS = list(yaml.safe_load((REPO_ROOT.parent / "shared" / "topics.yml").read_text())["faq"])
+TOPICS = faq_topics()
 # The domain as Rasa sends it to the action server (RemoteAction: domain.as_dict()).
 DOMAIN_OBJECT = Domain.load(str(REPO_ROOT / "domain"))
 DOMAIN: DomainDict = DOMAIN_OBJECT.as_dict()

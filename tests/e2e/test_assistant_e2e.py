@@ -8,9 +8,10 @@ import pytest
 import yaml
 
 from clinic.settings import load_clinic_settings
+from nlu_contract import load_topics
 from scripts.assistant_servers import REPO_ROOT, new_sender
 
-TOPICS = yaml.safe_load((REPO_ROOT.parent / "shared" / "topics.yml").read_text())
+TOPICS = load_topics()
 FAQ_RESPONSES = yaml.safe_load(Path(REPO_ROOT / "domain" / "faq.yml").read_text())["responses"]
 DETAIL_RESPONSES = yaml.safe_load(Path(REPO_ROOT / "domain" / "faq_details.yml").read_text())[
     "responses"

@@ -3,15 +3,12 @@
 from __future__ import annotations
 
 import asyncio
-from pathlib import Path
 
 import pytest
-import yaml
 
+from nlu_contract import load_topics
 from scripts.assistant_servers import MODEL
 from scripts.evaluate_nlu import held_out_questions, predict, score
-
-TOPICS = Path(__file__).resolve().parents[3] / "shared" / "topics.yml"
 
 
 @pytest.fixture(scope="module")
@@ -23,7 +20,7 @@ def held_out_score() -> dict:
 def test_every_contract_topic_is_an_intent_of_the_trained_model() -> None:
     from rasa.core.agent import Agent
 
-    topics = yaml.safe_load(TOPICS.read_text())
+    topics = load_topics()
     keys = set(topics["faq"]) | set(topics["dialogue"])
     assert keys <= set(Agent.load(str(MODEL)).domain.intents)
 
