@@ -76,7 +76,7 @@ LAST_PERIOD_UNKNOWN = "unknown"
 # extract_phone's value when an SMS patient says the number they text from is not the one to use.
 DECLINED_SENDER_NUMBER = "__declined_sender_number__"
 
-# The FAQ topics (/work/shared/topics.yml, domain/faq.yml): asked mid-form, they are answered
+# The FAQ topics (nlu_contract/topics.yml, domain/faq.yml): asked mid-form, they are answered
 # and the form resumes, instead of being taken as an answer.
 FAQ_INTENTS = frozenset(
     {
