@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+import contextlib
 import os
-from typing import Iterator
+import sqlite3
+from typing import Callable, Iterator
 
 import pytest
 
@@ -30,3 +32,18 @@ def assistant_on_postgres(tmp_path_factory: pytest.TempPathFactory) -> Iterator[
     with scratch_postgres_database(url) as scratch_url:
         with start_assistant(tmp_path_factory.mktemp("assistant-pg"), scratch_url) as running:
             yield running
+
+
+@pytest.fixture(scope="session")
+def tracker_event_count(assistant) -> Callable[[str], int]:
+    """How many events the test Rasa server's tracker store holds for a conversation."""
+    path = assistant.tracker_database_url.removeprefix("sqlite:///")
+
+    def count(sender_id: str) -> int:
+        with contextlib.closing(sqlite3.connect(path)) as connection:
+            (events,) = connection.execute(
+                "SELECT count(*) FROM events WHERE sender_id = ?", (sender_id,)
+            ).fetchone()
+        return events
+
+    return count

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import json
-import subprocess
 from pathlib import Path
 from typing import Iterator
 
@@ -13,10 +12,9 @@ import requests
 from action_server import TOKEN_HEADER, InsecureBindError, is_loopback, serve
 from appointments.requests import count_appointment_requests
 from scripts.assistant_servers import (
-    REPO_ROOT,
-    VENV_BIN,
     base_environment,
     free_port,
+    launch_action_server,
     migrate,
     stop_processes,
     wait_until_up,
@@ -58,14 +56,7 @@ def action_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[st
     migrate(env)
     port = free_port()
     log = workdir / "action_server.log"
-    process = subprocess.Popen(
-        [str(VENV_BIN / "python"), "-m", "action_server", "--host", "127.0.0.1"]
-        + ["--port", str(port)],
-        cwd=REPO_ROOT,
-        env=env,
-        stdout=log.open("w"),
-        stderr=subprocess.STDOUT,
-    )
+    process = launch_action_server(port, env, log)
     url = f"http://127.0.0.1:{port}"
     try:
         wait_until_up(f"{url}/health", process, log, timeout=120)

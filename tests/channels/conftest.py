@@ -2,12 +2,10 @@
 
 from __future__ import annotations
 
-import contextlib
 import random
-import sqlite3
 import xml.etree.ElementTree as ET
 from dataclasses import dataclass
-from typing import Callable, Dict, List, Optional
+from typing import Dict, List, Optional
 
 import pytest
 import requests
@@ -90,18 +88,3 @@ class TwilioClient:
 @pytest.fixture(scope="session")
 def twilio(assistant) -> TwilioClient:
     return TwilioClient(assistant.rasa_url, assistant.env["TWILIO_AUTH_TOKEN"])
-
-
-@pytest.fixture(scope="session")
-def tracker_event_count(assistant) -> Callable[[str], int]:
-    """How many events the tracker store holds for a conversation."""
-    path = assistant.tracker_database_url.removeprefix("sqlite:///")
-
-    def count(sender_id: str) -> int:
-        with contextlib.closing(sqlite3.connect(path)) as connection:
-            (events,) = connection.execute(
-                "SELECT count(*) FROM events WHERE sender_id = ?", (sender_id,)
-            ).fetchone()
-        return events
-
-    return count

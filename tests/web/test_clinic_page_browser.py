@@ -5,12 +5,10 @@ Without Chromium the tests are skipped, except in CI (env CI set), where they fa
 
 from __future__ import annotations
 
-import contextlib
 import json
 import os
 import re
 import shutil
-import sqlite3
 import subprocess
 import sys
 from pathlib import Path
@@ -76,21 +74,6 @@ def web_url(assistant, tmp_path_factory: pytest.TempPathFactory) -> Iterator[str
     finally:
         process.terminate()
         process.wait(timeout=20)
-
-
-@pytest.fixture
-def tracker_events_of(assistant):
-    """How many events the test Rasa server's tracker store holds for a conversation."""
-    path = assistant.tracker_database_url.removeprefix("sqlite:///")
-
-    def count(conversation_id: str) -> int:
-        with contextlib.closing(sqlite3.connect(path)) as connection:
-            (events,) = connection.execute(
-                "SELECT count(*) FROM events WHERE sender_id = ?", (conversation_id,)
-            ).fetchone()
-        return events
-
-    return count
 
 
 class PhonePage:
@@ -252,14 +235,14 @@ def stored_session_id(phone: PhonePage) -> str:
 
 
 def test_a_second_browser_cannot_take_over_a_web_conversation(
-    browser, web_url: str, phone: PhonePage, tracker_events_of
+    browser, web_url: str, phone: PhonePage, tracker_event_count
 ) -> None:
     phone.open_chat_by_keyboard()
     phone.wait_for_reply(0, "What would you like to know")
     phone.type_message("does an hsg hurt", "cramping")
     token = stored_session_id(phone)
     her_conversation = "web:" + token.partition(".")[0]
-    events = tracker_events_of(her_conversation)
+    events = tracker_event_count(her_conversation)
     assert events > 0
 
     # Another browser that learnt her conversation's id (or its random part) puts it in storage.
@@ -280,4 +263,4 @@ def test_a_second_browser_cannot_take_over_a_web_conversation(
         assert stored_session_id(other) not in (known_id, token)
         intruder.close()
 
-    assert tracker_events_of(her_conversation) == events
+    assert tracker_event_count(her_conversation) == events
