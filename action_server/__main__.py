@@ -7,6 +7,7 @@ import logging
 import os
 
 from action_server import serve
+from clinic.settings import load_clinic_settings
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -18,6 +19,8 @@ def main(argv: list[str] | None = None) -> int:
     )
     args = parser.parse_args(argv)
     logging.basicConfig(level=logging.INFO, format="%(levelname)s %(name)s: %(message)s")
+    # Fails here, at start, rather than in the middle of a patient's conversation.
+    load_clinic_settings()
     serve(args.actions, args.host, args.port)
     return 0
 

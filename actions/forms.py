@@ -15,14 +15,12 @@ from rasa_sdk.executor import CollectingDispatcher
 from rasa_sdk.types import DomainDict
 
 from actions.parsing import (
-    NO,
     SKIPPED,
-    UNSURE,
-    YES,
     ParseResult,
     clean_text,
     find_email,
     find_phone,
+    is_last_period_answer,
     parse_contact_method,
     parse_date_of_birth,
     parse_email,
@@ -34,6 +32,15 @@ from actions.parsing import (
     parse_yes_no_unsure,
     suggested_window,
 )
+from appointments.screening import (
+    ANSWER_LABELS,
+    NO,
+    SCREENING_FIELDS,
+    SCREENING_QUESTIONS,
+    UNSURE,
+    YES,
+    period_is_late,
+)
 
 FORM_NAME = "appointment_request_form"
 REQUESTED_SLOT = "requested_slot"
@@ -41,7 +48,9 @@ PENDING_SLOT = "appointment_request_pending"
 FAILED_ATTEMPTS_SLOT = "failed_attempts"
 PHONE_OFFER_DECLINED_SLOT = "phone_offer_declined"
 
-# The form's questions, in the order they are asked (domain/appointment.yml, required_slots).
+# The form's questions, in the order they are asked: the domain's required_slots, which rasa-sdk's
+# domain_slots() reads (tests/actions/test_forms.py keeps the two the same). Named here too because
+# resetting a request happens outside the form, and the data layer names them (appointments/).
 FORM_SLOTS = (
     "full_name",
     "date_of_birth",
@@ -55,7 +64,7 @@ FORM_SLOTS = (
     "referring_doctor",
     "contact_method",
 )
-SCREENING_SLOTS = ("possibly_pregnant", "contrast_allergy", "pelvic_infection")
+SCREENING_SLOTS = SCREENING_FIELDS
 # Every slot of one request; the clinic_* slots set at session start are never among them.
 REQUEST_SLOTS = FORM_SLOTS + (
     "date_of_birth_raw",
@@ -70,7 +79,7 @@ REQUEST_SLOTS = FORM_SLOTS + (
     PENDING_SLOT,
 )
 
-# last_period slot values besides an ISO date.
+# last_period slot values besides an ISO date. "not_applicable": the patient has no periods.
 LAST_PERIOD_NOT_APPLICABLE = "not_applicable"
 LAST_PERIOD_UNKNOWN = "unknown"
 # extract_phone's value when an SMS patient says the number they text from is not the one to use.
@@ -258,12 +267,19 @@ class ValidateAppointmentRequestForm(FormValidationAction):
 
     @staticmethod
     def _requested_answer(
-        slot: str, tracker: Tracker, parse: Callable[[str], ParseResult]
+        slot: str, tracker: Tracker, parse: Callable[[str], ParseResult | bool]
     ) -> Dict[Text, Any]:
+        """The words answering the question just asked, unless they are a question or "stop".
+
+        ``parse`` gives a ParseResult, or True for words that answer the question even though
+        they cannot be used as given (they get their own hint).
+        """
         if tracker.get_slot(REQUESTED_SLOT) != slot:
             return {}
         text = answer_text(tracker)
-        if is_interruption(tracker, parse(text).ok):
+        parsed = parse(text)
+        answers = parsed if isinstance(parsed, bool) else parsed.ok
+        if is_interruption(tracker, answers):
             return {}
         return {slot: text}
 
@@ -318,8 +334,9 @@ class ValidateAppointmentRequestForm(FormValidationAction):
     async def extract_last_period(
         self, dispatcher: CollectingDispatcher, tracker: Tracker, domain: DomainDict
     ) -> Dict[Text, Any]:
+        # "I had a hysterectomy" is an answer that gets its hint, not a question mid-form.
         return self._requested_answer(
-            "last_period", tracker, lambda text: parse_last_period(text, today())
+            "last_period", tracker, lambda text: is_last_period_answer(text, today())
         )
 
     async def extract_preferred_times(
@@ -418,10 +435,16 @@ class ValidateAppointmentRequestForm(FormValidationAction):
             "suggested_window_end": None,
         }
         if period.not_applicable:
+            # Flagged for staff to arrange a pregnancy check (appointments/screening.py).
+            dispatcher.utter_message(response="utter_last_period_none")
             return {**slots, "last_period": LAST_PERIOD_NOT_APPLICABLE}
         if period.start is None:
             dispatcher.utter_message(response="utter_last_period_unknown")
             return {**slots, "last_period": LAST_PERIOD_UNKNOWN}
+        if period_is_late(period.start, today()):
+            # No window a month away: a pregnancy must be ruled out first. Flagged for staff.
+            dispatcher.utter_message(response="utter_last_period_late")
+            return {**slots, "last_period": period.start.isoformat()}
         window_start, window_end = suggested_window(period.start, today())
         dispatcher.utter_message(
             response="utter_suggested_window",
@@ -458,7 +481,10 @@ class ValidateAppointmentRequestForm(FormValidationAction):
                 answer = YES if intent == "affirm" else NO
             else:
                 return self._reject(slot, result.hint, dispatcher, tracker)
-        if answer in (YES, UNSURE):
+        if slot == "pelvic_infection" and answer == YES:
+            # Signs of an infection now: a doctor first, and the safety line.
+            dispatcher.utter_message(response="utter_screening_see_doctor_pelvic_infection")
+        elif answer in (YES, UNSURE):
             dispatcher.utter_message(response=f"utter_screening_noted_{slot}")
         return {slot: answer}
 
@@ -521,6 +547,10 @@ def summary_lines(slots: Dict[Text, Any]) -> List[str]:
     def optional(value: Any) -> str:
         return "not given" if value in (None, SKIPPED, "") else str(value)
 
+    def screening_line(field: str, label: str) -> str:
+        answer = slots.get(field)
+        return f"- {label}: {ANSWER_LABELS.get(answer, optional(answer))}"
+
     def iso_display(value: Any) -> str:
         try:
             return display_date(date.fromisoformat(value))
@@ -529,12 +559,14 @@ def summary_lines(slots: Dict[Text, Any]) -> List[str]:
 
     last_period = slots.get("last_period")
     if last_period == LAST_PERIOD_NOT_APPLICABLE:
-        period_line = "not applicable"
+        period_line = "no periods (the team will arrange a pregnancy check)"
     elif last_period in (None, LAST_PERIOD_UNKNOWN):
         period_line = "not sure (the team will plan the timing with you)"
     else:
         period_line = f"started {iso_display(last_period)}"
-        if slots.get("suggested_window_start") and slots.get("suggested_window_end"):
+        if period_is_late(date.fromisoformat(last_period), today()):
+            period_line += "; later than expected: please take a pregnancy test or call us"
+        elif slots.get("suggested_window_start") and slots.get("suggested_window_end"):
             period_line += (
                 f"; suggested window {iso_display(slots['suggested_window_start'])} to "
                 f"{iso_display(slots['suggested_window_end'])}, to be confirmed by our team"
@@ -551,9 +583,7 @@ def summary_lines(slots: Dict[Text, Any]) -> List[str]:
         f"- Email: {optional(slots.get('email'))}",
         f"- Last period: {period_line}",
         f"- Preferred days and times: {preferred}",
-        f"- Could be pregnant: {optional(slots.get('possibly_pregnant'))}",
-        f"- Allergy to iodine or contrast dye: {optional(slots.get('contrast_allergy'))}",
-        f"- Pelvic infection or signs of one: {optional(slots.get('pelvic_infection'))}",
+        *(screening_line(field, label) for field, label in SCREENING_QUESTIONS),
         f"- Referring doctor: {optional(slots.get('referring_doctor'))}",
         f"- Contact by: {optional(slots.get('contact_method'))}",
     ]

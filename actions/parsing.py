@@ -19,6 +19,8 @@ import phonenumbers
 from dateparser.search import search_dates
 from email_validator import EmailNotValidError, validate_email
 
+from appointments.screening import CONTACT_METHODS, NO, UNSURE, YES
+
 logger = logging.getLogger(__name__)
 
 # Long answers are refused before any parser sees them: no real answer here is longer, and
@@ -45,8 +47,6 @@ CALLABLE_NUMBER_TYPES = frozenset(
 SKIPPED = "skipped"
 """Slot value for an optional answer (email, referring doctor) the patient chose not to give."""
 
-YES, NO, UNSURE = "yes", "no", "unsure"
-CONTACT_METHODS = ("text", "call", "email")
 
 T = TypeVar("T")
 
@@ -235,31 +235,45 @@ def parse_date_of_birth(text: str, today: date) -> ParseResult[date]:
     return ParseResult(value=birth)
 
 
-NOT_APPLICABLE_PHRASES = (
-    "n/a",
-    "na",
-    "not applicable",
-    "doesn't apply",
-    "does not apply",
+# "Not applicable" is only for patients who have no periods: after menopause, on hormonal birth
+# control that stops them, or for another reason. Staff then arrange a pregnancy check.
+NO_PERIODS_PHRASES = (
     "menopause",
     "post menopause",
     "postmenopausal",
     "post menopausal",
     "menopausal",
-    "hysterectomy",
-    "tubal",
-    "tubal ligation",
-    "tubes tied",
     "no periods",
     "no period",
+    "i have no periods",
     "don't get periods",
     "dont get periods",
+    "don't get a period",
+    "dont get a period",
     "don't have periods",
     "dont have periods",
     "don't have a period",
+    "dont have a period",
     "no longer have periods",
     "stopped having periods",
     "periods stopped",
+    "periods have stopped",
+    "skip my periods",
+    "don't bleed",
+    "dont bleed",
+)
+# Words that say "does not apply" without saying why: a tubal ligation check does apply.
+UNCLEAR_NOT_APPLICABLE_PHRASES = ("n/a", "na", "not applicable", "doesn't apply", "does not apply")
+# An HSG looks at the uterus: after a hysterectomy there is none to look at.
+HYSTERECTOMY_PHRASES = ("hysterectomy", "uterus removed", "womb removed", "no uterus", "no womb")
+# A tubal ligation check still needs the date: pregnancy must be ruled out (facts.md).
+TUBAL_CHECK_PHRASES = (
+    "tubal",
+    "tubal ligation",
+    "tubes tied",
+    "ligation",
+    "essure",
+    "sterilization",
 )
 UNKNOWN_PERIOD_PHRASES = (
     "not sure",
@@ -275,16 +289,34 @@ UNKNOWN_PERIOD_PHRASES = (
     "irregular",
     "idk",
 )
+# Answers that are about the last period but cannot be used as given: each gets its own hint.
+LAST_PERIOD_EXPLAINED_HINTS = frozenset(
+    {"last_period_hysterectomy", "last_period_tubal_check", "last_period_not_applicable_unclear"}
+)
+
+
+def _last_period_without_date(words: str) -> ParseResult[LastPeriod] | None:
+    """The answers that name no date: hysterectomy, no periods, unsure, or a bare "n/a"."""
+    if _contains_phrase(words, HYSTERECTOMY_PHRASES):
+        return _invalid("last_period_hysterectomy")
+    if _contains_phrase(words, NO_PERIODS_PHRASES):
+        return ParseResult(value=LastPeriod(not_applicable=True))
+    if _contains_phrase(words, UNKNOWN_PERIOD_PHRASES):
+        return ParseResult(value=LastPeriod())
+    return None
 
 
 @checked_answer
 def parse_last_period(text: str, today: date) -> ParseResult[LastPeriod]:
-    """First day of the last period (within 90 days, not future), "not applicable" or "not sure"."""
+    """First day of the last period (within 90 days, not future), "no periods" or "not sure".
+
+    A tubal ligation check gives the date like everyone else; a bare "not applicable" is asked
+    again, because only patients who have no periods may skip the date.
+    """
     words = _words(text)
-    if _contains_phrase(words, NOT_APPLICABLE_PHRASES) or words.replace(" ", "") == "n/a":
-        return ParseResult(value=LastPeriod(not_applicable=True))
-    if _contains_phrase(words, UNKNOWN_PERIOD_PHRASES):
-        return ParseResult(value=LastPeriod())
+    without_date = _last_period_without_date(words)
+    if without_date is not None:
+        return without_date
     settings = {
         "DATE_ORDER": "MDY",
         "PREFER_DATES_FROM": "past",
@@ -293,12 +325,28 @@ def parse_last_period(text: str, today: date) -> ParseResult[LastPeriod]:
     }
     start = _first_date(text, settings)
     if start is None:
+        if _contains_phrase(words, TUBAL_CHECK_PHRASES):
+            return _invalid("last_period_tubal_check")
+        if (
+            _contains_phrase(words, UNCLEAR_NOT_APPLICABLE_PHRASES)
+            or words.replace(" ", "") == "n/a"
+        ):
+            return _invalid("last_period_not_applicable_unclear")
         return _invalid("last_period_format")
     if start > today:
         return _invalid("last_period_future")
     if (today - start).days > LAST_PERIOD_MAX_DAYS_AGO:
         return _invalid("last_period_too_old")
     return ParseResult(value=LastPeriod(start=start))
+
+
+def is_last_period_answer(text: object, today: date) -> bool:
+    """True for a usable last period, and for one about the period that gets its own hint.
+
+    "I had a hysterectomy" must reach its hint rather than be taken for a question mid-form.
+    """
+    result = parse_last_period(text, today)
+    return result.ok or result.hint in LAST_PERIOD_EXPLAINED_HINTS
 
 
 # Assumptions for the suggested window (clinic article: "from a few days to a week after
@@ -591,11 +639,13 @@ def parse_yes_no_unsure(text: str) -> ParseResult[str]:
     return _invalid("yes_no_unsure")
 
 
-CONTACT_METHOD_WORDS = {
+_WORDS_FOR_CONTACT_METHOD = {
     "text": ("text", "texts", "texting", "sms", "message", "txt", "text me", "messages"),
     "call": ("call", "calls", "phone", "phone call", "ring", "call me", "voice"),
     "email": ("email", "e-mail", "e mail", "mail", "emails", "email me"),
 }
+# Exactly the methods the data layer accepts (appointments/screening.py), in its order.
+CONTACT_METHOD_WORDS = {method: _WORDS_FOR_CONTACT_METHOD[method] for method in CONTACT_METHODS}
 
 
 @checked_answer

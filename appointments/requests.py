@@ -12,12 +12,16 @@ from sqlalchemy.exc import IntegrityError
 
 from appointments.database import session_scope
 from appointments.models import AppointmentRequest, SmsOptOut, utc_now
+from appointments.screening import (
+    CONTACT_METHODS,
+    SCREENING_ANSWERS,
+    SCREENING_FIELDS,
+    attention_reasons,
+)
 
 logger = logging.getLogger(__name__)
 
 CHANNELS = frozenset({"web", "sms", "rest"})
-SCREENING_ANSWERS = frozenset({"yes", "no", "unsure"})
-CONTACT_METHODS = frozenset({"text", "call", "email"})
 
 REFERENCE_PREFIX = "HSG-"
 REFERENCE_LENGTH = 6
@@ -63,19 +67,27 @@ class AppointmentRequestDetails:
         if not all(isinstance(preferred, date) for preferred in self.preferred_dates):
             raise ValueError("preferred_dates must be dates")
         # A misspelt answer ("Yes") would silently skip the attention flag, so refuse it.
-        for name in ("possibly_pregnant", "contrast_allergy", "pelvic_infection"):
+        for name in SCREENING_FIELDS:
             if getattr(self, name) not in SCREENING_ANSWERS:
                 raise ValueError(f"{name} must be one of {sorted(SCREENING_ANSWERS)}")
         if self.contact_method not in CONTACT_METHODS:
             raise ValueError(f"contact_method must be one of {sorted(CONTACT_METHODS)}")
 
-    @property
-    def needs_attention(self) -> bool:
-        """True when any screening answer is yes or unsure: staff review these before booking."""
-        return any(
-            answer in ("yes", "unsure")
-            for answer in (self.possibly_pregnant, self.contrast_allergy, self.pelvic_infection)
+    def attention_reasons(self, received_on: date) -> list[str]:
+        """Why staff must check this request before booking it (appointments/screening.py).
+
+        A date, because a period is late or not only by how long ago it started.
+        """
+        return attention_reasons(
+            {name: getattr(self, name) for name in SCREENING_FIELDS},
+            last_period_start=self.last_period_start,
+            no_periods=self.last_period_not_applicable,
+            received_on=received_on,
         )
+
+    def needs_attention(self, received_on: date) -> bool:
+        """True for a screening "yes" or "not sure", no periods, or a late period."""
+        return bool(self.attention_reasons(received_on))
 
 
 def new_reference() -> str:
@@ -93,8 +105,12 @@ def _new_row(
     channel: str,
     idempotency_key: str,
 ) -> AppointmentRequest:
+    # The attention flag is decided on the day the row says it was received, so that the staff
+    # pages, which give the reasons from the stored row, agree with it.
+    created_at = utc_now()
     return AppointmentRequest(
         reference=reference,
+        created_at=created_at,
         idempotency_key=idempotency_key,
         conversation_id=conversation_id,
         channel=channel,
@@ -115,7 +131,7 @@ def _new_row(
         possibly_pregnant=details.possibly_pregnant,
         contrast_allergy=details.contrast_allergy,
         pelvic_infection=details.pelvic_infection,
-        needs_attention=details.needs_attention,
+        needs_attention=details.needs_attention(created_at.date()),
         referring_doctor=details.referring_doctor,
         contact_method=details.contact_method,
     )

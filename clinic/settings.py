@@ -3,12 +3,29 @@
 Each value comes from an environment variable with a documented default. Details the clinic
 has not given (hours, address, call-back time) default to empty, and the assistant then
 points patients to the phone line instead of inventing them.
+
+Each value has a maximum length, so that every SMS answer still fits in one text with the
+longest details a clinic may set (tests/test_response_texts.py fills them all in).
 """
 
 from __future__ import annotations
 
 import os
+from collections.abc import Mapping
 from dataclasses import dataclass
+
+# Environment variable, default, maximum length (characters), per setting.
+SETTINGS = {
+    "name": ("CLINIC_NAME", "Neighborhood Radiology Services", 50),
+    "phone": ("CLINIC_PHONE", "800-220-2220", 20),
+    "hours": ("CLINIC_HOURS", "", 60),
+    "address": ("CLINIC_ADDRESS", "", 90),
+    "callback_promise": ("CLINIC_CALLBACK_PROMISE", "", 40),
+}
+
+
+class ClinicSettingsError(ValueError):
+    """A clinic detail is longer than the answers have room for."""
 
 
 @dataclass(frozen=True)
@@ -23,7 +40,7 @@ class ClinicSettings:
     def hours_sentence(self) -> str:
         if self.hours:
             return f"Our opening hours are {self.hours}."
-        return f"I don't have the clinic's opening hours here; the front desk at {self.phone} can tell you."
+        return f"I don't have our opening hours here. Please call us at {self.phone} to ask."
 
     @property
     def address_sentence(self) -> str:
@@ -38,12 +55,17 @@ class ClinicSettings:
         return f"Our team will contact you to confirm a time. If you have not heard from us, call {self.phone}."
 
 
-def load_clinic_settings() -> ClinicSettings:
-    """Reads the clinic settings from the environment (see README, "Configuration")."""
-    return ClinicSettings(
-        name=os.environ.get("CLINIC_NAME", "Neighborhood Radiology Services"),
-        phone=os.environ.get("CLINIC_PHONE", "800-220-2220"),
-        hours=os.environ.get("CLINIC_HOURS", ""),
-        address=os.environ.get("CLINIC_ADDRESS", ""),
-        callback_promise=os.environ.get("CLINIC_CALLBACK_PROMISE", ""),
-    )
+def load_clinic_settings(environ: Mapping[str, str] | None = None) -> ClinicSettings:
+    """Reads the clinic settings from the environment (see README, "Configuration").
+
+    Raises ClinicSettingsError for a value over its maximum length: cutting an address or a
+    phone number short would send patients to the wrong place.
+    """
+    environ = os.environ if environ is None else environ
+    values = {}
+    for field, (variable, default, limit) in SETTINGS.items():
+        value = environ.get(variable, default).strip()
+        if len(value) > limit:
+            raise ClinicSettingsError(f"{variable} is {len(value)} characters; at most {limit} fit")
+        values[field] = value
+    return ClinicSettings(**values)

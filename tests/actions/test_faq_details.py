@@ -18,8 +18,8 @@ from rasa_sdk.types import DomainDict
 
 from actions.faq_details import NO_TOPIC_RESPONSE, ActionGiveMoreDetail
 from channels.sms_text import sms_messages
-from clinic.settings import load_clinic_settings
 from nlu_contract import faq_topics
+from scripts.response_texts import filled, longest_clinic
 from tests.actions.trackers import make_tracker, user_event
 
 REPO_ROOT = Path(__file__).resolve().parents[2]
@@ -60,24 +60,13 @@ def test_every_faq_topic_has_a_longer_answer(topic: str) -> None:
     assert f"utter_{topic}_detail" in RESPONSES
 
 
-def as_sms(text: str, monkeypatch: pytest.MonkeyPatch) -> list[str]:
-    """``text`` as the SMS channel sends it, with the default clinic details filled in."""
-    for variable in ("CLINIC_NAME", "CLINIC_PHONE", "CLINIC_HOURS", "CLINIC_ADDRESS"):
-        monkeypatch.delenv(variable, raising=False)
-    clinic = load_clinic_settings()
-    filled = text.format(
-        clinic_name=clinic.name,
-        clinic_phone=clinic.phone,
-        clinic_hours_sentence=clinic.hours_sentence,
-        clinic_address_sentence=clinic.address_sentence,
-    )
-    return sms_messages([{"text": filled}])
+def as_sms(text: str) -> list[str]:
+    """``text`` as the SMS channel sends it, with the longest clinic details a clinic may set."""
+    return sms_messages([{"text": filled(text, longest_clinic())}])
 
 
 @pytest.mark.parametrize("topic", TOPICS)
-def test_every_short_answer_offers_the_longer_one_on_each_channel(
-    topic: str, monkeypatch: pytest.MonkeyPatch
-) -> None:
+def test_every_short_answer_offers_the_longer_one_on_each_channel(topic: str) -> None:
     default, *channels = RESPONSES[f"utter_{topic}"]
     sms = [variation for variation in channels if variation.get("channel") == "twilio"]
 
@@ -86,10 +75,10 @@ def test_every_short_answer_offers_the_longer_one_on_each_channel(
     # SMS has no button to tap: the answer in one text, ending with the word to text back.
     assert len(sms) == 1 and not sms[0].get("buttons")
     assert sms[0]["text"].endswith(f"\n{SMS_INVITATION}\n")
-    assert len(as_sms(sms[0]["text"], monkeypatch)) == 1
+    assert len(as_sms(sms[0]["text"])) == 1
     # Cut down only where the web answer and the invitation would not fit in one text.
     web_answer_with_invitation = f"{default['text']}{SMS_INVITATION}\n"
-    if len(as_sms(web_answer_with_invitation, monkeypatch)) == 1:
+    if len(as_sms(web_answer_with_invitation)) == 1:
         assert sms[0]["text"] == web_answer_with_invitation
 
 

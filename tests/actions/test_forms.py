@@ -8,6 +8,7 @@ from pathlib import Path
 
 import pytest
 import yaml
+from rasa_sdk.events import SlotSet
 from rasa_sdk.executor import CollectingDispatcher
 
 from actions import forms
@@ -26,6 +27,7 @@ from tests.actions.trackers import make_tracker, user_event
 
 REPO_ROOT = Path(__file__).resolve().parents[2]
 DOMAIN = yaml.safe_load((REPO_ROOT / "domain" / "appointment.yml").read_text())
+RESPONSES = DOMAIN["responses"]
 TODAY = date(2025, 11, 27)
 ACTIVE_FORM = {"name": FORM_NAME}
 
@@ -184,11 +186,41 @@ def test_activation_revalidates_nothing_so_raw_answers_survive() -> None:
     assert run(ValidateAppointmentRequestForm(), tracker)[2] == []
 
 
-@pytest.mark.parametrize("slot", ["possibly_pregnant", "contrast_allergy", "pelvic_infection"])
+@pytest.mark.parametrize("slot", ["possibly_pregnant", "contrast_allergy"])
 def test_a_screening_yes_is_stored_with_one_calm_line(slot) -> None:
     responses, slots = answer(slot, "yes")
     assert slots[slot] == "yes"
     assert responses == [f"utter_screening_noted_{slot}"]
+
+
+def validation_run(requested: str, text: str, **message_options) -> tuple[list[str], list[dict]]:
+    """The form's validation for one answer: the responses sent and the events, in order."""
+    tracker = make_tracker(
+        events=[message(text, **message_options)],
+        slots={"requested_slot": requested},
+        active_loop=ACTIVE_FORM,
+    )
+    messages, _, events = run(ValidateAppointmentRequestForm(), tracker)
+    return [entry.get("response") for entry in messages], events
+
+
+def test_signs_of_an_infection_now_get_see_your_doctor_first_and_the_safety_line() -> None:
+    responses, events = validation_run("pelvic_infection", "yes, some discharge")
+    assert responses == ["utter_screening_see_doctor_pelvic_infection"]
+    assert events == [SlotSet("pelvic_infection", "yes")]
+
+
+def test_not_sure_about_an_infection_is_noted_for_the_team() -> None:
+    responses, events = validation_run("pelvic_infection", "not sure")
+    assert responses == ["utter_screening_noted_pelvic_infection"]
+    assert events == [SlotSet("pelvic_infection", "unsure")]
+
+
+def test_the_see_your_doctor_line_has_the_safety_net() -> None:
+    (variation,) = RESPONSES["utter_screening_see_doctor_pelvic_infection"]
+    text = variation["text"]
+    assert "Please see your doctor before the test" in text
+    assert "{clinic_phone}" in text and "Call 911 in an emergency" in text
 
 
 @pytest.mark.parametrize("slot", ["possibly_pregnant", "contrast_allergy", "pelvic_infection"])
@@ -206,24 +238,99 @@ def test_a_last_period_date_gives_the_suggested_window() -> None:
         active_loop=ACTIVE_FORM,
     )
     events = asyncio.run(ValidateAppointmentRequestForm().run(dispatcher, tracker, DOMAIN))
-    slots = {event["name"]: event["value"] for event in events if event["event"] == "slot"}
-    assert slots["last_period"] == "2025-11-25"
-    assert slots["last_period_raw"] == "Nov 25"
-    assert (slots["suggested_window_start"], slots["suggested_window_end"]) == (
-        "2025-12-01",
-        "2025-12-06",
-    )
-    assert dispatcher.messages[0]["response"] == "utter_suggested_window"
+    assert events == [
+        SlotSet("last_period", "2025-11-25"),
+        SlotSet("last_period_raw", "Nov 25"),
+        SlotSet("suggested_window_start", "2025-12-01"),
+        SlotSet("suggested_window_end", "2025-12-06"),
+    ]
+    assert [entry["response"] for entry in dispatcher.messages] == ["utter_suggested_window"]
     assert dispatcher.messages[0]["window_start"] == "Monday, December 1, 2025"
 
 
+def test_a_period_35_days_ago_still_gets_a_window_in_the_next_cycle() -> None:
+    responses, events = validation_run("last_period", "Oct 23")
+    assert responses == ["utter_suggested_window"]
+    assert events == [
+        SlotSet("last_period", "2025-10-23"),
+        SlotSet("last_period_raw", "Oct 23"),
+        SlotSet("suggested_window_start", "2025-11-27"),  # today: under way
+        SlotSet("suggested_window_end", "2025-12-01"),
+    ]
+
+
 @pytest.mark.parametrize(
-    ("text", "stored"), [("not applicable", "not_applicable"), ("not sure", "unknown")]
+    ("text", "start"), [("Oct 22", "2025-10-22"), ("7 weeks ago", "2025-10-09")]
 )
-def test_a_last_period_that_does_not_apply_or_is_unknown(text, stored) -> None:
-    _, slots = answer("last_period", text)
-    assert slots["last_period"] == stored
-    assert slots["suggested_window_start"] is None
+def test_a_late_period_asks_for_a_pregnancy_test_instead_of_a_window(text, start) -> None:
+    # 36 days and more since the period began: the next one should have come.
+    responses, events = validation_run("last_period", text)
+    assert responses == ["utter_last_period_late"]
+    assert events == [
+        SlotSet("last_period", start),
+        SlotSet("last_period_raw", text),
+        SlotSet("suggested_window_start", None),
+        SlotSet("suggested_window_end", None),
+    ]
+
+
+@pytest.mark.parametrize(
+    "text", ["no periods", "I'm post menopause", "on the pill, I don't get periods"]
+)
+def test_no_periods_skips_the_date_and_the_team_arranges_a_pregnancy_check(text) -> None:
+    responses, events = validation_run("last_period", text)
+    assert responses == ["utter_last_period_none"]
+    assert events == [
+        SlotSet("last_period", "not_applicable"),
+        SlotSet("last_period_raw", text),
+        SlotSet("suggested_window_start", None),
+        SlotSet("suggested_window_end", None),
+    ]
+
+
+def test_not_sure_of_the_last_period_leaves_the_timing_to_the_team() -> None:
+    responses, events = validation_run("last_period", "not sure")
+    assert responses == ["utter_last_period_unknown"]
+    assert events == [
+        SlotSet("last_period", "unknown"),
+        SlotSet("last_period_raw", "not sure"),
+        SlotSet("suggested_window_start", None),
+        SlotSet("suggested_window_end", None),
+    ]
+
+
+@pytest.mark.parametrize(
+    ("text", "intent", "hint"),
+    [
+        # Only patients with no periods skip the date: a bare "not applicable" is asked about.
+        ("not applicable", "inform", "utter_invalid_last_period_not_applicable_unclear"),
+        # A tubal ligation check must rule out pregnancy too.
+        (
+            "it's a tubal ligation check",
+            "tubal_ligation_check",
+            "utter_invalid_last_period_tubal_check",
+        ),
+        # An HSG needs a uterus; the words are an answer even if they look like a question topic.
+        ("I had a hysterectomy", "hsg_purpose", "utter_invalid_last_period_hysterectomy"),
+    ],
+)
+def test_answers_that_cannot_skip_the_date_get_their_own_hint(text, intent, hint) -> None:
+    responses, events = validation_run("last_period", text, intent=intent)
+    assert responses == [hint]
+    assert events == [
+        SlotSet("last_period", None),
+        SlotSet("failed_attempts", {"last_period": 1}),
+    ]
+
+
+def test_the_form_asks_for_the_date_and_offers_no_periods_not_not_applicable() -> None:
+    (variation,) = RESPONSES["utter_ask_last_period"]
+    assert "tubal ligation check too" in variation["text"]
+    assert [button["payload"] for button in variation["buttons"]] == ["no periods", "not sure"]
+
+
+def test_the_form_slots_are_the_domain_s_required_slots() -> None:
+    assert ValidateAppointmentRequestForm().domain_slots(DOMAIN) == list(FORM_SLOTS)
 
 
 def test_preferred_times_keep_the_words_and_the_dates() -> None:
@@ -323,7 +430,8 @@ def test_the_summary_shows_every_answer_and_marks_the_request_pending() -> None:
         "Tuesday, November 25, 2025",
         "Monday, December 1, 2025",
         '"<b>mornings</b>"',
-        "Allergy to iodine or contrast dye: yes",
+        "Allergy or reaction to iodine / contrast dye: Yes",
+        "Pelvic infection now, or signs of one: Not sure",
         "Dr. Patel",
         "Contact by: text",
     ]:
@@ -397,3 +505,25 @@ def test_cancel_leaves_the_form_and_forgets_the_answers_but_not_the_clinic() -> 
     assert slots.pop("appointment_request_pending") is False
     assert all(value is None for value in slots.values())
     assert not any(name.startswith("clinic_") for name in slots)
+
+
+@pytest.mark.parametrize(
+    ("period", "line"),
+    [
+        ("not_applicable", "- Last period: no periods (the team will arrange a pregnancy check)"),
+        (
+            "2025-10-01",
+            "- Last period: started Wednesday, October 1, 2025; later than expected: please take "
+            "a pregnancy test or call us",
+        ),
+    ],
+)
+def test_the_summary_says_what_happens_about_no_or_a_late_period(period, line) -> None:
+    slots = {
+        **COMPLETE_SLOTS,
+        "last_period": period,
+        "suggested_window_start": None,
+        "suggested_window_end": None,
+    }
+    messages, _, _ = run(ActionSummarizeAppointmentRequest(), make_tracker(slots=slots))
+    assert line in messages[0]["summary"].splitlines()

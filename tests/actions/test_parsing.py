@@ -9,6 +9,7 @@ import pytest
 from actions.parsing import (
     SKIPPED,
     LastPeriod,
+    is_last_period_answer,
     parse_contact_method,
     parse_date_of_birth,
     parse_email,
@@ -234,13 +235,12 @@ def test_email_refuses(text) -> None:
         ("11/20/2025", LastPeriod(start=date(2025, 11, 20))),
         ("2 weeks ago", LastPeriod(start=date(2025, 11, 13))),
         ("today", LastPeriod(start=TODAY)),
-        ("n/a", LastPeriod(not_applicable=True)),
-        ("N/A", LastPeriod(not_applicable=True)),
-        ("not applicable", LastPeriod(not_applicable=True)),
+        ("no periods", LastPeriod(not_applicable=True)),
         ("i'm post menopause", LastPeriod(not_applicable=True)),
-        ("I had a hysterectomy", LastPeriod(not_applicable=True)),
-        ("it's a tubal ligation check", LastPeriod(not_applicable=True)),
         ("I don't get periods", LastPeriod(not_applicable=True)),
+        ("on the pill nonstop so I don't have a period", LastPeriod(not_applicable=True)),
+        # A tubal ligation check gives the date like everyone else.
+        ("tubes tied, last period Nov 10", LastPeriod(start=date(2025, 11, 10))),
         ("not sure", LastPeriod()),
         ("my periods are irregular", LastPeriod()),
     ],
@@ -258,10 +258,36 @@ def test_last_period_accepts(text, expected) -> None:
         ("1/1/2020", "last_period_too_old"),
         ("purple", "last_period_format"),
         ("in two weeks", "last_period_future"),
+        # "Not applicable" is only for patients with no periods, who say so.
+        ("n/a", "last_period_not_applicable_unclear"),
+        ("N/A", "last_period_not_applicable_unclear"),
+        ("not applicable", "last_period_not_applicable_unclear"),
+        ("it's a tubal ligation check", "last_period_tubal_check"),
+        ("I had my tubes tied", "last_period_tubal_check"),
+        # An HSG needs a uterus.
+        ("I had a hysterectomy", "last_period_hysterectomy"),
+        ("no periods since my hysterectomy", "last_period_hysterectomy"),
     ],
 )
 def test_last_period_refuses(text, hint) -> None:
     assert parse_last_period(text, TODAY).hint == hint
+
+
+@pytest.mark.parametrize(
+    ("text", "answers"),
+    [
+        ("Nov 10", True),
+        ("I had a hysterectomy", True),
+        ("tubal ligation check", True),
+        ("n/a", True),
+        ("purple", False),
+        ("does it hurt?", False),
+    ],
+)
+def test_an_answer_about_the_period_that_gets_its_own_hint_is_still_an_answer(
+    text, answers
+) -> None:
+    assert is_last_period_answer(text, TODAY) is answers
 
 
 @pytest.mark.parametrize(

@@ -24,6 +24,7 @@ from actions.submission import (
 from appointments.database import migrate
 from appointments.request_review import change_status
 from appointments.requests import count_appointment_requests, get_appointment_request
+from appointments.screening import NO_PERIODS_REASON
 from tests.actions.trackers import make_tracker, user_event
 from tests.appointments.conftest import _dispose_engines_after_test  # noqa: F401
 
@@ -98,7 +99,7 @@ def test_details_are_built_from_the_slots() -> None:
     assert details.last_period_start == date(2025, 11, 25)
     assert details.last_period_not_applicable is False
     assert details.preferred_dates == [date(2025, 12, 2)]
-    assert details.needs_attention is True
+    assert details.needs_attention(date(2025, 11, 27)) is True
 
 
 def test_skipped_email_and_a_period_that_does_not_apply() -> None:
@@ -114,6 +115,11 @@ def test_skipped_email_and_a_period_that_does_not_apply() -> None:
     assert details.last_period_start is None
     assert details.last_period_not_applicable is True
     assert details.suggested_window_start is None
+    # No periods: staff arrange a pregnancy check, whatever the screening answers.
+    no_concerns = details_from_slots(
+        {**SLOTS, "last_period": "not_applicable", "contrast_allergy": "no"}
+    )
+    assert no_concerns.attention_reasons(date(2025, 11, 27)) == [NO_PERIODS_REASON]
 
 
 @pytest.mark.parametrize("missing", ["full_name", "phone", "contact_method", "last_period"])

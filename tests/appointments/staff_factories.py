@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import uuid
 from dataclasses import replace
-from datetime import date, datetime
+from datetime import date, datetime, timedelta, timezone
 
 import pytest
 from argon2 import PasswordHasher
@@ -48,6 +48,17 @@ def use_cheap_password_hashing(monkeypatch: pytest.MonkeyPatch) -> None:
     )
 
 
+def _period_fields_for(received: date) -> dict[str, object]:
+    """A last period that is neither late nor missing on ``received``, so only what a test sets
+    flags the request (a period from 2024 would be late on any day a test runs)."""
+    start = received - timedelta(days=3)
+    return {
+        "last_period_start": start,
+        "suggested_window_start": received,
+        "suggested_window_end": start + timedelta(days=11),
+    }
+
+
 def add_request(
     url: str,
     *,
@@ -57,9 +68,16 @@ def add_request(
     conversation_id: str | None = None,
     **details: object,
 ) -> str:
-    """Stores a request (BASE_DETAILS with ``details`` replaced) and returns its reference."""
+    """Stores a request (BASE_DETAILS with ``details`` replaced) and returns its reference.
+
+    With ``created_at`` the row is back-dated, and its attention flag set as it would have been
+    on that day; without, the last period (unless given) is a recent one.
+    """
+    if created_at is None and not any(name.startswith("last_period") for name in details):
+        details = {**_period_fields_for(date.today()), **details}
+    request = replace(BASE_DETAILS, **details)
     reference = save_appointment_request(
-        replace(BASE_DETAILS, **details),
+        request,
         conversation_id=conversation_id or f"conversation-{uuid.uuid4().hex[:8]}",
         channel=channel,
         idempotency_key=uuid.uuid4().hex,
@@ -68,6 +86,9 @@ def add_request(
     values: dict[str, object] = {"status": status}
     if created_at is not None:
         values["created_at"] = created_at
+        values["needs_attention"] = request.needs_attention(
+            created_at.astimezone(timezone.utc).date()
+        )
     with session_scope(url) as session:
         session.execute(
             update(AppointmentRequest)

@@ -25,6 +25,7 @@ from appointments.requests import (
     save_appointment_request,
     set_sms_opt_out,
 )
+from appointments.screening import NO_PERIODS_REASON, stored_request_reasons
 
 REFERENCE_PATTERN = re.compile(r"^HSG-[23456789ABCDEFGHJKMNPQRSTUVWXYZ]{6}$")
 
@@ -146,7 +147,8 @@ def test_save_stores_optional_fields_as_empty(database_url: str) -> None:
     assert stored.suggested_window_end is None
     assert stored.preferred_dates == []
     assert stored.referring_doctor is None
-    assert stored.needs_attention is False
+    # No periods: staff arrange a pregnancy check before booking.
+    assert stored.needs_attention is True
 
 
 @pytest.mark.parametrize(
@@ -165,7 +167,49 @@ def test_needs_attention_when_any_screening_answer_is_yes_or_unsure(
     details = replace(
         DETAILS, possibly_pregnant=pregnant, contrast_allergy=allergy, pelvic_infection=infection
     )
-    assert details.needs_attention is needs_attention
+    # A week after the period of May 3rd began: on time.
+    assert details.needs_attention(date(2024, 5, 10)) is needs_attention
+
+
+NO_CONCERNS = replace(DETAILS, contrast_allergy="no")
+
+
+@pytest.mark.parametrize(
+    ("received_on", "reasons"),
+    [
+        (date(2024, 6, 7), []),  # 35 days on: the next period may still come
+        (
+            date(2024, 6, 8),  # 36 days on: late
+            [
+                "Period late: the last one started 36 days before the request. The patient was "
+                "asked to take a pregnancy test or call"
+            ],
+        ),
+    ],
+)
+def test_a_late_period_needs_attention(received_on: date, reasons: list[str]) -> None:
+    assert NO_CONCERNS.attention_reasons(received_on) == reasons
+
+
+def test_no_periods_needs_a_pregnancy_check() -> None:
+    details = replace(
+        NO_CONCERNS,
+        last_period_start=None,
+        last_period_not_applicable=True,
+        suggested_window_start=None,
+        suggested_window_end=None,
+    )
+    assert details.attention_reasons(date(2024, 5, 10)) == [NO_PERIODS_REASON]
+
+
+def test_the_stored_flag_is_decided_on_the_day_the_row_was_received(database_url: str) -> None:
+    # May 3rd, 2024 is long before any day this test runs: late on the day it is stored.
+    stored = get_appointment_request(_save(database_url, "late", NO_CONCERNS), url=database_url)
+    assert stored is not None
+    assert stored.needs_attention is True
+    assert stored_request_reasons(stored) == NO_CONCERNS.attention_reasons(
+        stored.created_at.astimezone(timezone.utc).date()
+    )
 
 
 def test_screening_answers_and_contact_method_are_validated() -> None:

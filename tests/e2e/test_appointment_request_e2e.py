@@ -50,7 +50,7 @@ def test_whole_request_is_stored_once_with_every_field(running_assistant: Assist
     say(assistant, sender, "Ana.Ruiz@Example.com", "last period")
     # A question in the middle is answered, then the same question comes back.
     say(assistant, sender, "does the hsg hurt?", "last period")
-    say(assistant, sender, "not applicable", "days and times")
+    say(assistant, sender, "no periods", "days and times")
     say(assistant, sender, "next tuesday afternoon", "could you be pregnant")
     say(assistant, sender, "no", "iodine")
     say(assistant, sender, "yes", "talk it through with you")

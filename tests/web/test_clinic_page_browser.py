@@ -208,7 +208,7 @@ def test_an_appointment_request_through_the_widget_is_stored(assistant, phone: P
     phone.type_message("03/04/1990", "mobile number")
     phone.type_message("201-555-0147", "email")
     phone.choose("Skip", "last period")
-    phone.choose("Not applicable", "days and times")
+    phone.choose("I don't have periods", "days and times")
     phone.type_message("weekday mornings", "could you be pregnant")
     phone.choose("No", "contrast dye")
     phone.choose("No", "pelvic infection")

@@ -8,6 +8,7 @@ from collections.abc import Callable, Iterable
 from datetime import date, datetime, tzinfo
 
 from appointments.models import AppointmentRequest
+from appointments.screening import stored_request_reasons
 
 # A spreadsheet runs a cell starting with one of these as a formula (OWASP, "CSV Injection");
 # tab and carriage return can hide such a start.
@@ -38,6 +39,7 @@ def _columns(zone: tzinfo) -> list[tuple[str, Callable[[AppointmentRequest], obj
         ("status", lambda r: r.status),
         ("channel", lambda r: r.channel),
         ("needs_attention", lambda r: r.needs_attention),
+        ("attention_reasons", lambda r: "; ".join(stored_request_reasons(r))),
         ("full_name", lambda r: r.full_name),
         ("date_of_birth", lambda r: r.date_of_birth),
         ("date_of_birth_as_given", lambda r: r.date_of_birth_raw),

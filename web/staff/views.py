@@ -50,6 +50,12 @@ from appointments.request_review import (
     status_history,
 )
 from appointments.requests import get_appointment_request
+from appointments.screening import (
+    ANSWER_LABELS,
+    FLAGGED_ANSWERS,
+    SCREENING_QUESTIONS,
+    stored_request_reasons,
+)
 from appointments.staff_accounts import (
     LOCKOUT_DURATION,
     MAX_FAILED_LOGINS,
@@ -101,12 +107,6 @@ LOGIN_FAILED_MESSAGE = (
 THROTTLED_MESSAGE = (
     "Too many sign-in attempts have come from your network. Please wait a few minutes and "
     "try again; if you have forgotten your password, ask an administrator to set a new one."
-)
-ANSWER_LABELS = {"yes": "Yes", "no": "No", "unsure": "Not sure"}
-SCREENING_QUESTIONS = (
-    ("possibly_pregnant", "Could be pregnant"),
-    ("contrast_allergy", "Allergy or reaction to iodine / contrast dye"),
-    ("pelvic_infection", "Pelvic infection now, or signs of one"),
 )
 
 
@@ -572,13 +572,14 @@ def _render_detail(
     except TranscriptUnavailableError:
         transcript, transcript_unavailable = [], True
     screening = [
-        (label, getattr(appointment, field), getattr(appointment, field) in ("yes", "unsure"))
+        (label, getattr(appointment, field), getattr(appointment, field) in FLAGGED_ANSWERS)
         for field, label in SCREENING_QUESTIONS
     ]
     page = render_template(
         "staff/request_detail.html",
         appointment=appointment,
         screening=screening,
+        attention=stored_request_reasons(appointment),
         history=status_history(appointment.id, url=_database_url()),
         form=form,
         transcript=transcript,

@@ -70,6 +70,7 @@ def test_every_field_is_exported(signed_in_admin, database_url) -> None:
         "status": "new",
         "channel": "web",
         "needs_attention": "no",
+        "attention_reasons": "",
         "full_name": "Ana Ruiz",
         "date_of_birth": "1990-03-04",
         "date_of_birth_as_given": "March 4th 1990",

@@ -89,7 +89,10 @@ def test_missing_optional_answers_read_plainly(signed_in, database_url) -> None:
     )
     html = signed_in.get(f"/staff/requests/{reference}").get_data(as_text=True)
     assert "Not given" in html
-    assert "Not applicable" in html
+    assert "No periods" in html
+    # No periods: staff are asked to arrange a pregnancy check.
+    assert "Check before booking" in html
+    assert "arrange a pregnancy check before booking" in html
     assert "None: no last period date" in html
     assert "No specific dates" in html
 
@@ -191,3 +194,15 @@ def test_empty_conversation_says_so(signed_in, database_url, tracker_url) -> Non
     write_tracker(tracker_url, [("web-quiet", "action", {"name": "action_listen"})])
     html = signed_in.get(f"/staff/requests/{reference}").get_data(as_text=True)
     assert "No messages were found for this conversation." in html
+
+
+def test_a_late_period_is_a_reason_to_check_before_booking(signed_in, database_url) -> None:
+    # The period of May 3rd had begun 48 days before this request came in.
+    reference = add_request(
+        database_url, created_at=datetime(2024, 6, 20, 9, 0, tzinfo=timezone.utc)
+    )
+
+    html = signed_in.get(f"/staff/requests/{reference}").get_data(as_text=True)
+
+    assert "Check before booking" in html
+    assert "Period late: the last one started 48 days before the request" in html
