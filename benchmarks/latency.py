@@ -38,7 +38,7 @@ FORM_TURNS = [
     "I'm Ana Ruiz, born 3/4/1990",
     "(201) 555-0123",
     "ana.ruiz@example.com",
-    "not applicable",
+    "no periods",
     "next tuesday afternoon",
     "no",
     "no",

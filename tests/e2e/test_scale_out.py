@@ -71,7 +71,7 @@ REQUEST_TURNS = [
     ("12/05/1991", "mobile number"),
     ("(201) 555-0147", "email"),
     ("skip", "last period"),
-    ("not applicable", "days and times"),
+    ("no periods", "days and times"),
     ("monday morning", "could you be pregnant"),
     ("no", "iodine"),
     ("no", "infection"),
