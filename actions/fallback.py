@@ -1,6 +1,8 @@
-"""Low-confidence and unusable messages: ask once to rephrase, then offer the phone line.
+"""Low-confidence and unusable messages: offer the likely topics, else ask to rephrase, then the phone.
 
-Every reply here ends with the same safety-net line (domain/base.yml): a patient the assistant
+When the classifier is unsure but has likely topics (actions/topic_choice.py), the patient gets
+them as buttons, one tap from the right answer, instead of "please rephrase"; a warning_signs
+guess is answered at once, never offered behind a button. Every reply here ends with the same safety-net line (domain/base.yml): a patient the assistant
 could not understand may be trying to report a warning sign, so each one gets the clinic phone
 and 911 whatever else went wrong.
 """
@@ -13,6 +15,8 @@ from rasa_sdk import Action, Tracker
 from rasa_sdk.events import EventType, UserUtteranceReverted
 from rasa_sdk.executor import CollectingDispatcher
 
+from actions.topic_choice import WARNING_SIGNS, likely_topics, topic_button
+
 FALLBACK_INTENT = "nlu_fallback"
 GUARD_REASON_KEY = "guard_reason"  # set by nlu_components.message_guard
 
@@ -22,8 +26,16 @@ RESPONSE_FOR_GUARD_REASON = {
 }
 REPHRASE_RESPONSE = "utter_ask_rephrase"
 PHONE_LINE_RESPONSE = "utter_offer_phone_line"
-# Every response this action can send (each ends with the safety net).
-FALLBACK_RESPONSES = (REPHRASE_RESPONSE, PHONE_LINE_RESPONSE, *RESPONSE_FOR_GUARD_REASON.values())
+CHOICES_RESPONSE = "utter_ask_which_topic"
+WARNING_SIGNS_RESPONSE = "utter_warning_signs"
+# Every response this action can send that ends with the safety net; the warning-signs answer,
+# sent for a warning_signs guess, says what to do now in its own words.
+FALLBACK_RESPONSES = (
+    REPHRASE_RESPONSE,
+    CHOICES_RESPONSE,
+    PHONE_LINE_RESPONSE,
+    *RESPONSE_FOR_GUARD_REASON.values(),
+)
 
 
 def consecutive_fallbacks(tracker: Tracker) -> int:
@@ -37,6 +49,19 @@ def consecutive_fallbacks(tracker: Tracker) -> int:
             break
         count += 1
     return count
+
+
+def offer_likely_topics(dispatcher: CollectingDispatcher, topics: list[str]) -> None:
+    """The likely topics as buttons; a warning_signs guess answered first; none: please rephrase."""
+    if WARNING_SIGNS in topics:
+        dispatcher.utter_message(response=WARNING_SIGNS_RESPONSE)
+    choices = [topic for topic in topics if topic != WARNING_SIGNS]
+    if choices:
+        dispatcher.utter_message(
+            response=CHOICES_RESPONSE, buttons=[topic_button(topic) for topic in choices]
+        )
+    elif WARNING_SIGNS not in topics:
+        dispatcher.utter_message(response=REPHRASE_RESPONSE)
 
 
 class ActionHandleFallback(Action):
@@ -55,7 +80,7 @@ class ActionHandleFallback(Action):
         elif consecutive_fallbacks(tracker) >= 2:
             dispatcher.utter_message(response=PHONE_LINE_RESPONSE)
         else:
-            dispatcher.utter_message(response=REPHRASE_RESPONSE)
+            offer_likely_topics(dispatcher, likely_topics(tracker.latest_message))
         # As Rasa's own fallback does: forget the message, so the dialogue (and an active
         # form) carries on from where it was, and the policies' next step is to listen.
         return [UserUtteranceReverted()]

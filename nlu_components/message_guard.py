@@ -649,6 +649,11 @@ class MessageGuard(GraphComponent, IntentClassifier):
                 )
                 _set_intent(message, intent)
                 message.set(GUARD_REASON_KEY, reason, add_to_output=True)
+            elif classified == DEFAULT_NLU_FALLBACK_INTENT_NAME and _first_guess(message) == (
+                WARNING_SIGNS_INTENT
+            ):
+                # Unsure, but warning signs is the best guess: answered, never offered as a choice.
+                _set_intent(message, WARNING_SIGNS_INTENT)
         return messages
 
     def override_reason(self, text: Text, classified: Optional[Text] = None) -> Optional[Text]:
@@ -667,6 +672,14 @@ class MessageGuard(GraphComponent, IntentClassifier):
         if REPORT in readings:
             return True
         return QUESTION in readings and (classified is None or classified in self.no_answer_intents)
+
+
+def _first_guess(message: Message) -> Optional[Text]:
+    """The classifier's best intent under the FallbackClassifier's own entry, if any."""
+    for entry in message.get(INTENT_RANKING_KEY) or []:
+        if entry.get(INTENT_NAME_KEY) != DEFAULT_NLU_FALLBACK_INTENT_NAME:
+            return entry.get(INTENT_NAME_KEY)
+    return None
 
 
 def _set_intent(message: Message, intent_name: Text) -> None:

@@ -25,3 +25,10 @@ def load_topics(path: Path = TOPICS_PATH) -> dict:
 def faq_topics() -> list[str]:
     """The FAQ topic keys, in the contract's order (each an intent with an ``utter_<topic>``)."""
     return list(load_topics()["faq"])
+
+
+# Intents that answer one part of a contract topic with an answer of their own. The contract files
+# alternatives to the HSG under what_is_hsg (facts.md, "what_is_hsg: Alternatives"); the model gives
+# them their own intent so that the answer is about the alternatives. The evaluation counts such
+# a prediction as the contract topic it belongs to.
+PART_OF_TOPIC = {"hsg_alternatives": "what_is_hsg"}

@@ -1,5 +1,10 @@
 """Writes data/rules/faq.yml from the topic contract: one rule per FAQ topic, and one to answer it mid-form.
 
+Outside the form an answer is followed by action_offer_runner_up, which offers the runner-up
+topic when that one is also plausible (actions/runner_up.py); in the form the form's own
+question follows instead. Intents that answer part of a contract topic (nlu_contract.PART_OF_TOPIC)
+get the same rules.
+
 Run after adding a topic to nlu_contract/topics.yml: `.venv/bin/python -m scripts.generate_faq_rules`.
 """
 
@@ -7,11 +12,12 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from nlu_contract import faq_topics
+from nlu_contract import PART_OF_TOPIC, faq_topics
 
 REPO_ROOT = Path(__file__).resolve().parent.parent
 RULES = REPO_ROOT / "data" / "rules" / "faq.yml"
 FORM = "appointment_request_form"
+RUNNER_UP_ACTION = "action_offer_runner_up"
 
 
 def faq_rules(topics: list[str]) -> str:
@@ -27,6 +33,7 @@ def faq_rules(topics: list[str]) -> str:
             "    steps:",
             f"      - intent: {topic}",
             f"      - action: utter_{topic}",
+            f"      - action: {RUNNER_UP_ACTION}",
             "",
             f"  - rule: answer {topic} during the appointment request, then resume it",
             "    condition:",
@@ -42,7 +49,7 @@ def faq_rules(topics: list[str]) -> str:
 
 
 def main() -> None:
-    topics = faq_topics()
+    topics = faq_topics() + list(PART_OF_TOPIC)
     RULES.write_text(faq_rules(topics))
     print(f"wrote {len(topics) * 2} rules to {RULES.relative_to(REPO_ROOT)}")
 

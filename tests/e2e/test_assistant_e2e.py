@@ -94,11 +94,28 @@ def test_greeting_offers_a_menu_with_an_appointment_button(assistant) -> None:
 
 
 def test_out_of_scope_and_handoff_and_bot_challenge(assistant) -> None:
-    assert "only help with questions about the HSG" in assistant.reply_text(
-        "how do i prepare for a colonoscopy"
-    )
+    assert "only help with the HSG" in assistant.reply_text("how do i prepare for a colonoscopy")
     assert CLINIC.phone in assistant.reply_text("can I talk to a real person please")
     assert "automated assistant" in assistant.reply_text("am i talking to a bot?")
+
+
+@pytest.mark.parametrize(
+    "message",
+    [
+        "hi, I had a hysteroscopy on tuesday and I'm still spotting, is that normal?",
+        "how many weeks does ivf take altogether",
+        "can i still go for my pap smear if my period starts",
+    ],
+)
+def test_other_procedures_get_the_kind_out_of_scope_answer_not_an_hsg_one(
+    assistant, message: str
+) -> None:
+    reply = assistant.reply_text(message)
+    assert "only help with the HSG" in reply and CLINIC.phone in reply
+
+
+def test_alternatives_to_the_hsg_are_answered(assistant) -> None:
+    assert "HyCoSy" in assistant.reply_text("is there a different test than the hsg for my tubes")
 
 
 def test_not_understood_twice_offers_the_phone_line(assistant) -> None:
