@@ -22,6 +22,7 @@ COPY . .
 RUN npm ci --prefix web --ignore-scripts --no-audit --no-fund \
     && node web/scripts/vendor-widget.mjs \
     && rm -rf web/node_modules web-build \
+    && python -m nlu_components.encoder_graph \
     && rasa train --domain domain --fixed-model-name hsg-assistant --out models
 
 RUN useradd --system --home /app assistant && mkdir -p var && chown assistant var

@@ -5,6 +5,8 @@ PYTHON := $(VENV)/bin/python
 PIP := $(PYTHON) -m pip
 RASA := $(VENV)/bin/rasa
 MODEL := models/hsg-assistant.tar.gz
+# The sentence encoder's int8 ONNX graph, built at set-up from the hash-checked weights.
+ENCODER := models/onnx/manifest.json
 TRAINING_INPUTS := config.yml $(shell find domain data nlu_components -type f -not -path '*/__pycache__/*' 2>/dev/null)
 
 # Quiet, offline, reproducible Rasa: no telemetry calls, no TensorFlow chatter.
@@ -23,7 +25,7 @@ run: setup $(MODEL) ## Start the action server, the Rasa server and the web app 
 
 test: setup browser $(MODEL) validate test-stories test-nlu pytest ## Set up if needed and run the whole suite
 
-setup: $(VENV)/.installed migrate $(WIDGET)
+setup: $(VENV)/.installed migrate $(WIDGET) $(ENCODER)
 
 $(VENV)/.installed: requirements.lock requirements-models.txt
 	@python=$$(scripts/find-python.sh) || exit 1; \
@@ -44,12 +46,16 @@ browser:
 	  { [ "$$(id -u)" = 0 ] && apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium; } || \
 	  echo "Chromium could not be installed: the browser tests will be skipped (and fail in CI)."
 
+# Rebuilt when the builder, the pinned weights or the pinned packages (onnx, onnxruntime) change.
+$(ENCODER): nlu_components/encoder_graph.py requirements-models.txt $(VENV)/.installed
+	$(PYTHON) -m nlu_components.encoder_graph --out $(@D)
+
 migrate: $(VENV)/.installed ## Apply the database migrations (DATABASE_URL, default var/appointments.db)
 	$(PYTHON) -m appointments.database migrate
 
 train: $(MODEL) ## Train the model if data, domain or config changed
 
-$(MODEL): $(VENV)/.installed $(TRAINING_INPUTS)
+$(MODEL): $(VENV)/.installed $(ENCODER) $(TRAINING_INPUTS)
 	$(RASA) train --domain domain --fixed-model-name hsg-assistant --out models
 
 shell: setup $(MODEL) ## Chat in the terminal (starts the action server in the background)

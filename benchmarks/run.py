@@ -23,7 +23,10 @@ from pathlib import Path
 from typing import Iterator
 
 import requests
+import yaml
 
+from benchmarks import encoder as encoder_bench
+from benchmarks.compare_pipelines import rasa_init_pipeline
 from benchmarks.latency import PACES, markdown_table, run_load
 from benchmarks.understanding import evaluate_all
 from benchmarks.understanding import markdown_table as understanding_table
@@ -90,6 +93,65 @@ def train_project_model(workdir: Path) -> tuple[Path, float, float]:
     seconds = time.monotonic() - started
     peak_mb = resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss / 1024
     return workdir / "bench.tar.gz", seconds, peak_mb
+
+
+def train_stock_model(workdir: Path) -> tuple[Path, float]:
+    """Rasa's stock pipeline (what `rasa init` trains: DIET) with this project's dialogue.
+
+    Same domain, data and policies as config.yml, so that serving both the same way compares
+    the NLU pipelines; Rasa's policies differ only in TED, which would slow the stock side.
+    """
+    project = yaml.safe_load((REPO_ROOT / "config.yml").read_text())
+    config = workdir / "stock-config.yml"
+    config.write_text(
+        yaml.safe_dump(
+            {
+                "recipe": "default.v1",
+                "assistant_id": "stock-rasa",
+                "language": "en",
+                "pipeline": rasa_init_pipeline(),
+                "policies": project["policies"],
+            }
+        )
+    )
+    started = time.monotonic()
+    subprocess.run(
+        [str(Path(sys.executable).parent / "rasa"), "train", "--force", "--config", str(config)]
+        + ["--domain", "domain", "--fixed-model-name", "stock", "--out", str(workdir)],
+        cwd=REPO_ROOT,
+        check=True,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
+    return workdir / "stock.tar.gz", time.monotonic() - started
+
+
+def comparison_table(
+    stock: list[tuple[str, str, int, dict]], project: list[tuple[str, str, int, dict]]
+) -> str:
+    """FAQ turns of both servers side by side, with this project's latency over stock Rasa's."""
+    ours = {(pace, level): result for kind, pace, level, result in project if kind == "faq"}
+    lines = [
+        "| pace | concurrent conversations | stock p50 ms | this p50 ms | p50 ratio | "
+        "stock p95 ms | this p95 ms | p95 ratio | stock msg/s | this msg/s |",
+        "|---|---|---|---|---|---|---|---|---|---|",
+    ]
+    for _, pace, level, theirs in stock:
+        mine = ours.get((pace, level))
+        if mine is None:
+            continue
+        lines.append(
+            f"| {pace} | {level} | {theirs['p50_ms']:.0f} | {mine['p50_ms']:.0f} | "
+            f"{mine['p50_ms'] / theirs['p50_ms']:.2f} | {theirs['p95_ms']:.0f} | "
+            f"{mine['p95_ms']:.0f} | {mine['p95_ms'] / theirs['p95_ms']:.2f} | "
+            f"{theirs['messages_per_second']:.1f} | {mine['messages_per_second']:.1f} |"
+        )
+    return "\n".join(lines)
+
+
+def load_average() -> str:
+    one, five, fifteen = os.getloadavg()
+    return f"{one:.2f} / {five:.2f} / {fifteen:.2f}"
 
 
 def time_to_first_answer(rasa_url: str) -> float:
@@ -186,13 +248,28 @@ def main() -> None:
         f"{os.sysconf('SC_PAGE_SIZE') * os.sysconf('SC_PHYS_PAGES') / 2**30:.0f} GiB, "
         f"Python {platform.python_version()}"
     )
+    load_at_start = load_average()
+    print("The sentence encoder: int8 against fp32, build and speed...", flush=True)
+    encoder = encoder_bench.measure()
+    print(encoder_bench.markdown_table(encoder), flush=True)
     with tempfile.TemporaryDirectory() as tmp:
         workdir = Path(tmp)
         print("Training this project's model from scratch...", flush=True)
         model, training_seconds, training_peak_mb = train_project_model(workdir)
+        print("Training Rasa's stock pipeline with this project's dialogue...", flush=True)
+        stock_model, stock_seconds = train_stock_model(workdir)
         print("Scoring it and the two baselines on the held-out questions...", flush=True)
-        understanding = evaluate_all(model, workdir)
+        understanding = evaluate_all(model, stock_model, stock_seconds)
         print(understanding_table(understanding), flush=True)
+
+        print("Serving the stock model the same way...", flush=True)
+        stock_servers = workdir / "stock-servers"
+        with start_assistant(
+            stock_servers, f"sqlite:///{stock_servers / 'appointments.db'}", model=stock_model
+        ) as stock:
+            time_to_first_answer(stock.rasa_url)
+            stock_rasa_at_rest = resident_megabytes(stock.processes["rasa_server"].pid)
+            stock_speed = measure_speed([stock.rasa_url], args.concurrency, args.rounds, ("faq",))
 
         started = time.perf_counter()
         servers = workdir / "servers"
@@ -209,16 +286,31 @@ def main() -> None:
         model_megabytes = model.stat().st_size / 1e6
         speed += measure_scale_out([c for c in args.concurrency if c > 1], args.rounds)
     plot(speed)
+    load_at_end = load_average()
 
     lines = [
         "# Benchmark results",
         "",
         f"Measured {time.strftime('%Y-%m-%d %H:%M UTC', time.gmtime())} on {machine}, with "
-        "`make bench`. One Rasa server and one action server on SQLite unless a row says otherwise.",
+        "`make bench`. One Rasa server and one action server on SQLite unless a row says otherwise. "
+        f"Load average (1 / 5 / 15 min) at the start: {load_at_start}; at the end: {load_at_end}.",
         "",
         "## Understanding (held-out questions in tests/nlu, never trained on)",
         "",
         understanding_table(understanding),
+        "",
+        "## This pipeline beside stock Rasa, served the same way",
+        "",
+        "The same run, machine, load generator and FAQ questions: Rasa's stock pipeline (what "
+        "`rasa init` trains: DIET), trained on this project's data with this project's domain and "
+        "policies, served by stock Rasa 3.6 with the same channels, tracker store and action server; "
+        "then this project's model. Ratio: this project's latency over stock Rasa's.",
+        "",
+        comparison_table(stock_speed, speed),
+        "",
+        "## The sentence encoder",
+        "",
+        encoder_bench.markdown_table(encoder),
         "",
         "## Speed",
         "",
@@ -239,8 +331,11 @@ def main() -> None:
         f"| model size on disk | {model_megabytes:.1f} MB |",
         f"| start to both servers listening | {up:.1f} s |",
         f"| first answer after start | {first_answer * 1000:.0f} ms |",
+        f"| training Rasa's stock pipeline with the same dialogue (DIET, 100 epochs) | "
+        f"{stock_seconds:.0f} s |",
         f"| resident memory at rest: Rasa server / action server | "
         f"{at_rest['rasa_server']:.0f} MB / {at_rest['action_server']:.0f} MB |",
+        f"| resident memory at rest: stock Rasa server | {stock_rasa_at_rest:.0f} MB |",
         f"| peak resident memory under load: Rasa server / action server | "
         f"{under_load['rasa_server']:.0f} MB / {under_load['action_server']:.0f} MB |",
     ]

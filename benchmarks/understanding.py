@@ -10,7 +10,6 @@ import asyncio
 import time
 from pathlib import Path
 
-from benchmarks.compare_pipelines import rasa_init_pipeline, train
 from scripts.evaluate_nlu import (
     LabelledQuestion,
     held_out_questions,
@@ -49,7 +48,9 @@ def tfidf_predictions(texts: list[str]) -> list[str]:
     return [topic_of(intent) for intent in model.predict(texts)]
 
 
-def evaluate_all(project_model: Path, workdir: Path) -> list[tuple[str, dict, float | None]]:
+def evaluate_all(
+    project_model: Path, stock_model: Path, stock_seconds: float
+) -> list[tuple[str, dict, float | None]]:
     """(label, score, training seconds) for each of the three, on the held-out questions."""
     questions: list[LabelledQuestion] = held_out_questions()
     texts = [q.text for q in questions]
@@ -60,7 +61,6 @@ def evaluate_all(project_model: Path, workdir: Path) -> list[tuple[str, dict, fl
             None,
         )
     ]
-    stock_model, stock_seconds = train(rasa_init_pipeline(), workdir, "rasa-init")
     rows.append(
         (
             "Rasa stock pipeline (`rasa init`: DIET)",

@@ -1,11 +1,12 @@
-"""The MPNet featurizer: embeddings match the reference implementation and fit Rasa's tokens."""
+"""The MPNet featurizer: the ONNX graph matches the reference forward pass and fits Rasa's tokens."""
 
 from __future__ import annotations
 
 import io
 import json
+import shutil
 from pathlib import Path
-from typing import Any, Dict, List
+from typing import Any, Dict, List, Tuple
 
 import numpy as np
 import pytest
@@ -16,16 +17,42 @@ from rasa.shared.nlu.constants import TEXT
 from rasa.shared.nlu.training_data.message import Message
 from rasa.shared.nlu.training_data.training_data import TrainingData
 
-from nlu_components.sentence_embeddings import (
-    EMBEDDING_DIM,
-    JoinedFiles,
-    MPNetEncoder,
-    SentenceEmbeddingFeaturizer,
-    read_safetensors,
+from nlu_components import mpnet_weights
+from nlu_components.encoder_graph import (
+    GRAPH_DIR,
+    MANIFEST_NAME,
+    build_graph,
+    offset_bias_table,
     relative_position_buckets,
 )
+from nlu_components.mpnet_weights import (
+    EMBEDDING_DIM,
+    JoinedFiles,
+    read_model,
+    read_safetensors,
+    read_tokenizer_json,
+)
+from nlu_components.onnx_encoder import (
+    OnnxMPNetEncoder,
+    mean_pooled,
+    read_checked_graph,
+    session_options,
+    shared_session,
+)
+from nlu_components.sentence_embeddings import SentenceEmbeddingFeaturizer
+from tests.nlu_components import mpnet_numpy_reference
 
-# Tests share the process-wide cached weights, so only the first one pays the ~3 s load.
+# The served graph is the int8 one `make setup` builds into models/onnx; the fp32 graph and the
+# NumPy oracle are built here from the same checked weights (about 15 s, 1.5 GB, once per run).
+SENTENCES = [
+    "The weather is lovely today.",
+    "It's so sunny outside!",
+    "He drove to the stadium.",
+    "does an hsg hurt?",
+    "Is it normal to have some cramping and spotting for a day or two after the dye test?",
+    "hi",
+    "",
+]
 
 
 def featurizer(**config: Any) -> SentenceEmbeddingFeaturizer:
@@ -46,24 +73,77 @@ def features(message: Message) -> Dict[str, np.ndarray]:
 
 
 @pytest.fixture(scope="module")
-def encoder() -> MPNetEncoder:
-    return MPNetEncoder()
+def encoder() -> OnnxMPNetEncoder:
+    return OnnxMPNetEncoder()
 
 
-def test_matches_the_reference_implementation(encoder: MPNetEncoder) -> None:
+@pytest.fixture(scope="module")
+def weights() -> Tuple[Dict[str, np.ndarray], Dict[str, Any]]:
+    return read_model()
+
+
+@pytest.fixture(scope="module")
+def batch(encoder: OnnxMPNetEncoder) -> Tuple[np.ndarray, np.ndarray]:
+    """Token ids of SENTENCES padded to the longest, and their mask."""
+    encodings = encoder._tokenizer.encode_batch(SENTENCES)
+    ids = np.array([e.ids for e in encodings], dtype=np.int64)
+    mask = np.array([e.attention_mask for e in encodings], dtype=np.float32)
+    return ids, mask
+
+
+@pytest.fixture(scope="module")
+def reference_states(weights: Any, batch: Tuple[np.ndarray, np.ndarray]) -> np.ndarray:
+    raw, config = weights
+    return mpnet_numpy_reference.forward(mpnet_numpy_reference.prepare_weights(raw, config), *batch)
+
+
+@pytest.fixture(scope="module")
+def fp32_states(weights: Any, batch: Tuple[np.ndarray, np.ndarray]) -> np.ndarray:
+    import onnxruntime as ort
+
+    raw, config = weights
+    session = ort.InferenceSession(build_graph(raw, config).SerializeToString(), session_options(2))
+    return session.run(None, {"input_ids": batch[0]})[0]
+
+
+def test_the_numpy_oracle_matches_hugging_face(
+    reference_states: np.ndarray, batch: Tuple[np.ndarray, np.ndarray]
+) -> None:
     # Scores of Hugging Face transformers 4.46.3 (torch 2.13, MPNetModel, mean pooling, L2 norm)
-    # on the same weights: agreement to 1e-3 means the NumPy forward pass, relative position
-    # buckets, pooling and normalisation reproduce the reference implementation.
-    embeddings = encoder.embed(
-        ["The weather is lovely today.", "It's so sunny outside!", "He drove to the stadium."]
-    )
+    # on the same weights: the oracle reproduces the reference implementation.
+    embeddings = mean_pooled(reference_states, batch[1])[:3]
     similarities = embeddings @ embeddings.T
     assert similarities[0, 1] == pytest.approx(0.6817, abs=1e-3)
     assert similarities[0, 2] == pytest.approx(0.0492, abs=1e-3)
     assert similarities[1, 2] == pytest.approx(0.0421, abs=1e-3)
 
 
-def test_paraphrases_are_closer_than_unrelated_questions(encoder: MPNetEncoder) -> None:
+def test_the_fp32_graph_computes_what_the_oracle_computes(
+    fp32_states: np.ndarray, reference_states: np.ndarray, batch: Tuple[np.ndarray, np.ndarray]
+) -> None:
+    # Every real token's state, padding inside the batch included: the graph is the model.
+    real = batch[1].astype(bool)
+    np.testing.assert_allclose(fp32_states[real], reference_states[real], atol=1e-4)
+
+
+def test_the_served_int8_graph_stays_within_1_percent_of_fp32(
+    encoder: OnnxMPNetEncoder, fp32_states: np.ndarray, batch: Tuple[np.ndarray, np.ndarray]
+) -> None:
+    ids, mask = batch
+    served = mean_pooled(encoder.hidden_states(ids), mask)
+    exact = mean_pooled(fp32_states, mask)
+    assert (served * exact).sum(axis=1).min() >= 0.99
+
+
+def test_the_served_graph_keeps_the_reference_similarities(encoder: OnnxMPNetEncoder) -> None:
+    embeddings = encoder.embed(SENTENCES[:3])
+    similarities = embeddings @ embeddings.T
+    assert similarities[0, 1] == pytest.approx(0.6817, abs=1e-2)
+    assert similarities[0, 2] == pytest.approx(0.0492, abs=1e-2)
+    assert similarities[1, 2] == pytest.approx(0.0421, abs=1e-2)
+
+
+def test_paraphrases_are_closer_than_unrelated_questions(encoder: OnnxMPNetEncoder) -> None:
     question, paraphrase, unrelated = encoder.embed(
         ["Does the HSG procedure hurt?", "Is the HSG test painful?", "Where can I park my car?"]
     )
@@ -71,7 +151,7 @@ def test_paraphrases_are_closer_than_unrelated_questions(encoder: MPNetEncoder) 
     assert question @ unrelated < 0.3
 
 
-def test_embeddings_are_unit_length_and_deterministic(encoder: MPNetEncoder) -> None:
+def test_embeddings_are_unit_length_and_deterministic(encoder: OnnxMPNetEncoder) -> None:
     texts = ["how long does it take", "can i eat before the test?", "hi"]
     batched = encoder.embed(texts, batch_size=3)
     one_by_one = np.stack([encoder.embed([text])[0] for text in texts])
@@ -83,7 +163,7 @@ def test_embeddings_are_unit_length_and_deterministic(encoder: MPNetEncoder) -> 
     np.testing.assert_array_equal(batched, encoder.embed(texts, batch_size=3))
 
 
-def test_empty_and_blank_texts_embed_without_error(encoder: MPNetEncoder) -> None:
+def test_empty_and_blank_texts_embed_without_error(encoder: OnnxMPNetEncoder) -> None:
     embeddings = encoder.embed(["", "   ", "\u200b"])
     assert embeddings.shape == (3, EMBEDDING_DIM)
     assert np.isfinite(embeddings).all()
@@ -151,25 +231,13 @@ def test_invalid_config_is_rejected(config: Dict[str, Any]) -> None:
         featurizer(**config)
 
 
-def test_a_served_message_is_embedded_on_one_blas_thread_and_training_batches_on_all(
-    encoder: MPNetEncoder, monkeypatch: pytest.MonkeyPatch
-) -> None:
-    from threadpoolctl import threadpool_info
+def test_sessions_are_configured_explicitly() -> None:
+    import onnxruntime as ort
 
-    seen: List[int] = []
-    forward = encoder._forward
-
-    def recording_forward(*args: Any) -> np.ndarray:
-        seen.append(
-            min(lib["num_threads"] for lib in threadpool_info() if lib["user_api"] == "blas")
-        )
-        return forward(*args)
-
-    monkeypatch.setattr(encoder, "_forward", recording_forward)
-    before = max(lib["num_threads"] for lib in threadpool_info() if lib["user_api"] == "blas")
-    encoder.encode(["does it hurt"])
-    encoder.encode([f"question number {n}" for n in range(8)])
-    assert seen == [1, before]
+    served = shared_session(1).get_session_options()
+    assert served.intra_op_num_threads == 1
+    assert served.inter_op_num_threads == 1
+    assert served.graph_optimization_level == ort.GraphOptimizationLevel.ORT_ENABLE_ALL
 
 
 def test_relative_position_buckets_match_mpnet() -> None:
@@ -180,6 +248,16 @@ def test_relative_position_buckets_match_mpnet() -> None:
     assert buckets[5, 0] == 5 and buckets[0, 5] == 21
     assert buckets[20, 0] == 10
     assert buckets[199, 0] == 15 and buckets[0, 199] == 31
+
+
+def test_the_offset_table_gives_each_query_and_key_its_bucket_bias() -> None:
+    relative_bias = np.random.default_rng(0).normal(size=(32, 12)).astype(np.float32)
+    table = offset_bias_table(relative_bias, 32)
+    length = 300
+    offsets = np.arange(length)[None, :] - np.arange(length)[:, None]
+    np.testing.assert_array_equal(
+        table[offsets + 511], relative_bias[relative_position_buckets(length)]
+    )
 
 
 def test_a_changed_weights_file_is_refused() -> None:
@@ -204,3 +282,51 @@ def test_split_files_read_as_one_stream(tmp_path: Path) -> None:
         assert joined.read(3) == b"ghi"
         joined.seek(2)
         assert joined.read(3) == b"cde"
+
+
+@pytest.fixture
+def graph_copy(tmp_path: Path) -> Path:
+    for name in (MANIFEST_NAME, json.loads((GRAPH_DIR / MANIFEST_NAME).read_text())["graph"]):
+        shutil.copy(GRAPH_DIR / name, tmp_path / name)
+    return tmp_path
+
+
+def test_the_built_graph_is_read_when_it_matches_its_manifest(graph_copy: Path) -> None:
+    assert read_checked_graph(graph_copy)[:2]
+
+
+def test_a_changed_graph_is_refused(graph_copy: Path) -> None:
+    graph = graph_copy / json.loads((graph_copy / MANIFEST_NAME).read_text())["graph"]
+    data = bytearray(graph.read_bytes())
+    data[len(data) // 2] ^= 0xFF
+    graph.write_bytes(bytes(data))
+    with pytest.raises(RuntimeError, match="sha256"):
+        read_checked_graph(graph_copy)
+
+
+def test_a_graph_from_another_builder_is_refused(graph_copy: Path) -> None:
+    manifest = json.loads((graph_copy / MANIFEST_NAME).read_text())
+    manifest["builder_sha256"] = "0" * 64
+    (graph_copy / MANIFEST_NAME).write_text(json.dumps(manifest))
+    with pytest.raises(RuntimeError, match="another version of the builder"):
+        read_checked_graph(graph_copy)
+
+
+def test_a_missing_graph_says_how_to_build_it(tmp_path: Path) -> None:
+    with pytest.raises(RuntimeError, match="make setup"):
+        read_checked_graph(tmp_path)
+
+
+def test_a_changed_tokenizer_is_refused(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(mpnet_weights, "TOKENIZER_SHA256", "0" * 64)
+    with pytest.raises(RuntimeError, match="tokenizer.json"):
+        read_tokenizer_json()
+
+
+def test_a_texts_embedding_does_not_depend_on_its_batch(encoder: OnnxMPNetEncoder) -> None:
+    # The int8 kernel handles token rows in pairs: odd lengths once made batches disagree.
+    text = "how long does it take"
+    alone = encoder.embed([text])
+    for company in (["hi"], [text, text], ["can i eat before the test? please tell me", "no"]):
+        together = encoder.embed(company + [text], batch_size=8)
+        np.testing.assert_allclose(together[-1:], alone, atol=1e-6)
