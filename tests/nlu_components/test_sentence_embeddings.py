@@ -34,8 +34,8 @@ from nlu_components.mpnet_weights import (
 )
 from nlu_components.onnx_encoder import (
     OnnxMPNetEncoder,
+    checked_graph,
     mean_pooled,
-    read_checked_graph,
     session_options,
     shared_session,
 )
@@ -292,7 +292,7 @@ def graph_copy(tmp_path: Path) -> Path:
 
 
 def test_the_built_graph_is_read_when_it_matches_its_manifest(graph_copy: Path) -> None:
-    assert read_checked_graph(graph_copy)[:2]
+    assert checked_graph(graph_copy) == graph_copy / "all-mpnet-base-v2.int8.onnx"
 
 
 def test_a_changed_graph_is_refused(graph_copy: Path) -> None:
@@ -301,7 +301,7 @@ def test_a_changed_graph_is_refused(graph_copy: Path) -> None:
     data[len(data) // 2] ^= 0xFF
     graph.write_bytes(bytes(data))
     with pytest.raises(RuntimeError, match="sha256"):
-        read_checked_graph(graph_copy)
+        checked_graph(graph_copy)
 
 
 def test_a_graph_from_another_builder_is_refused(graph_copy: Path) -> None:
@@ -309,12 +309,12 @@ def test_a_graph_from_another_builder_is_refused(graph_copy: Path) -> None:
     manifest["builder_sha256"] = "0" * 64
     (graph_copy / MANIFEST_NAME).write_text(json.dumps(manifest))
     with pytest.raises(RuntimeError, match="another version of the builder"):
-        read_checked_graph(graph_copy)
+        checked_graph(graph_copy)
 
 
 def test_a_missing_graph_says_how_to_build_it(tmp_path: Path) -> None:
     with pytest.raises(RuntimeError, match="make setup"):
-        read_checked_graph(tmp_path)
+        checked_graph(tmp_path)
 
 
 def test_a_changed_tokenizer_is_refused(monkeypatch: pytest.MonkeyPatch) -> None:
