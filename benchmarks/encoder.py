@@ -13,6 +13,7 @@ from pathlib import Path
 
 import numpy as np
 
+from benchmarks.latency import FAQ_QUESTIONS
 from nlu_components.encoder_graph import build, build_graph
 from nlu_components.mpnet_weights import read_model
 from nlu_components.onnx_encoder import (
@@ -22,18 +23,8 @@ from nlu_components.onnx_encoder import (
     session_options,
 )
 
-QUESTIONS = [
-    "does an hsg hurt?",
-    "what is a hysterosalpingogram",
-    "when in my cycle should i have the dye test",
-    "can i eat before the procedure",
-    "is spotting normal after the test",
-    "how long does the exam take",
-    "will my insurance cover it",
-    "can my husband come with me",
-    "what if i get a fever afterwards",
-    "hi",
-]
+# The served FAQ questions, plus a short one and a warning sign: ten, for one batch of ten.
+QUESTIONS = [*FAQ_QUESTIONS, "what if i get a fever afterwards", "hi"]
 
 
 def training_sentences() -> list[str]:
