@@ -11,6 +11,7 @@ import hashlib
 import logging
 import os
 from dataclasses import dataclass, field
+from typing import Any
 
 from limits import RateLimitItem, parse
 from limits.storage import Storage, storage_from_string
@@ -30,6 +31,11 @@ DEFAULT_PER_CONVERSATION = "30/minute"
 # Several patients can share one address (a clinic's waiting-room Wi-Fi).
 DEFAULT_PER_ADDRESS = "120/minute"
 DEFAULT_STORAGE_URI = "memory://"
+
+
+def client_address(request: Any) -> str | None:
+    """A Sanic request's client address; behind a proxy it follows SANIC_PROXIES_COUNT."""
+    return request.remote_addr or request.ip
 
 
 def counter_key(value: str) -> str:

@@ -14,7 +14,7 @@ from sanic import Blueprint, response
 from sanic.request import Request
 
 from channels.conversation_ids import rest_conversation_id
-from channels.message_limits import MessageGate
+from channels.message_limits import MessageGate, client_address
 
 
 class NamespacedRestInput(RestInput):
@@ -24,9 +24,9 @@ class NamespacedRestInput(RestInput):
     def name(cls) -> Text:
         return "rest"
 
-    async def _extract_sender(self, req: Request) -> str | None:
-        sender = (req.json or {}).get("sender")
-        return rest_conversation_id(str(sender)) if sender not in (None, "") else None
+    async def _extract_sender(self, req: Request) -> str:
+        # refuse_before_nlu (below) has already refused posts without a sender.
+        return rest_conversation_id(str(req.json["sender"]))
 
     def _extract_input_channel(self, req: Request) -> Text:
         # Rasa lets the client name any channel here; an SMS or web claim must not be believed.
@@ -46,8 +46,8 @@ class NamespacedRestInput(RestInput):
                 return response.json(
                     {"error": "Send JSON with a 'sender' and a 'message' text."}, status=400
                 )
-            sender = rest_conversation_id(str(body["sender"]))
-            refusal = gate.refusal(body["message"], sender, request.remote_addr or request.ip)
+            sender = await self._extract_sender(request)
+            refusal = gate.refusal(body["message"], sender, client_address(request))
             if refusal:
                 return response.json([{"recipient_id": sender, "text": refusal}])
             return None

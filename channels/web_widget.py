@@ -23,7 +23,7 @@ from sanic.response import HTTPResponse
 from socketio import AsyncServer
 
 from channels.conversation_ids import WebConversationIds
-from channels.message_limits import MAX_SOCKET_PACKET_BYTES, MessageGate
+from channels.message_limits import MAX_SOCKET_PACKET_BYTES, MessageGate, client_address
 
 logger = logging.getLogger(__name__)
 
@@ -38,12 +38,10 @@ def allowed_origins(value: str) -> Optional[List[str]]:
     return [origin] if origin else None
 
 
-def client_address(environ: Dict[str, Any]) -> str | None:
-    """The visitor's address: Sanic's view, which follows SANIC_PROXIES_COUNT behind a proxy."""
+def visitor_address(environ: Dict[str, Any]) -> str | None:
+    """The address of the visitor whose socket engine.io is opening (its Sanic request)."""
     request = environ.get("sanic.request")
-    if request is None:
-        return None
-    return request.remote_addr or request.ip
+    return client_address(request) if request is not None else None
 
 
 class WebWidgetInput(SocketIOInput):
@@ -81,7 +79,7 @@ class WebWidgetInput(SocketIOInput):
         @sio.on("connect", namespace=self.namespace)
         async def connect(sid: Text, environ: Dict, auth: Optional[Dict]) -> bool:
             await sio.save_session(
-                sid, {ADDRESS_KEY: client_address(environ)}, namespace=self.namespace
+                sid, {ADDRESS_KEY: visitor_address(environ)}, namespace=self.namespace
             )
             return True
 
