@@ -77,6 +77,8 @@ class Assistant:
 WEB_TEST_ORIGIN = f"http://localhost:{free_port()}"
 # The SMS channel refuses every post without a token; tests sign their posts with this one.
 TEST_TWILIO_AUTH_TOKEN = "test-twilio-auth-token"  # noqa: S105 (a test-only value)
+# Rasa's HTTP API (tracker events) answers only to this token in tests.
+TEST_RASA_API_TOKEN = "test-rasa-api-token"  # noqa: S105 (a test-only value)
 
 
 def new_sender() -> str:
@@ -124,7 +126,8 @@ def launch_rasa_server(
         [str(VENV_BIN / "rasa"), "run", "--model", str(model)]
         + ["--interface", "127.0.0.1", "--port", str(port)]
         + ["--endpoints", str(endpoints), "--credentials", str(REPO_ROOT / "credentials.yml")]
-        + ["--cors", env["WEB_ORIGIN"]],
+        + ["--cors", env["WEB_ORIGIN"]]
+        + ["--enable-api", "--auth-token", env["RASA_API_TOKEN"]],
         cwd=REPO_ROOT,
         env=env,
         stdout=log_path.open("w"),
@@ -148,6 +151,7 @@ def assistant_environment(database_url: str, extra_env: dict | None = None) -> d
     env.update(
         DATABASE_URL=database_url,
         TWILIO_AUTH_TOKEN=TEST_TWILIO_AUTH_TOKEN,
+        RASA_API_TOKEN=TEST_RASA_API_TOKEN,
         WEB_ORIGIN=WEB_TEST_ORIGIN,
     )
     env.update(extra_env or {})

@@ -25,8 +25,13 @@ if [ "${1:-}" = "shell" ]; then
   exit 0
 fi
 
+# Rasa's HTTP API (tracker events: check-ins, staff takeover) shares the channels' port, so it
+# always needs the token; the web app and the outreach worker read the same one (rasa_http/).
+RASA_API_TOKEN="${RASA_API_TOKEN:-$(.venv/bin/python -c 'import rasa_http; print(rasa_http.api_token())')}"
+export RASA_API_TOKEN
 .venv/bin/rasa run --model "$MODEL" --interface 127.0.0.1 --port "$RASA_PORT" \
-  --endpoints endpoints.yml --credentials credentials.yml --cors "$WEB_ORIGIN" &
+  --endpoints endpoints.yml --credentials credentials.yml --cors "$WEB_ORIGIN" \
+  --enable-api --auth-token "$RASA_API_TOKEN" &
 
 if [ -f web/app.py ]; then
   .venv/bin/python -m web.app --host 127.0.0.1 --port "$WEB_PORT" &
