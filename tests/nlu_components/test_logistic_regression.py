@@ -1,0 +1,61 @@
+"""The block-trained classifier fits what scikit-learn's own LogisticRegression fits."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+import scipy.sparse
+from sklearn.linear_model import LogisticRegression
+
+from nlu_components.logistic_regression import BlockDesignMatrix, fit_multinomial
+
+
+def sparse_and_dense(seed: int = 0) -> tuple[scipy.sparse.csr_matrix, np.ndarray, list[str]]:
+    """Counts and scaled unit vectors like the pipeline's, with unbalanced topics."""
+    rng = np.random.default_rng(seed)
+    labels = rng.choice(
+        ["pain", "prep", "risks", "cost", "results"], size=300, p=[0.4, 0.3, 0.15, 0.1, 0.05]
+    )
+    centres = {label: rng.normal(size=32) for label in set(labels)}
+    dense = np.vstack([centres[label] + rng.normal(scale=0.8, size=32) for label in labels])
+    dense = 17 * dense / np.linalg.norm(dense, axis=1, keepdims=True)
+    counts = scipy.sparse.random(300, 400, density=0.03, random_state=seed, format="csr")
+    counts.data = np.ceil(counts.data * 3)
+    return counts, dense, [str(label) for label in labels]
+
+
+def test_the_fit_matches_scikit_learns_on_the_joined_matrix():
+    counts, dense, labels = sparse_and_dense()
+    expected = LogisticRegression(
+        solver="lbfgs", C=1.0, tol=1e-4, max_iter=1000, class_weight="balanced", random_state=42
+    ).fit(scipy.sparse.hstack([counts, scipy.sparse.csr_matrix(dense)]).tocsr(), labels)
+
+    fitted = fit_multinomial(
+        BlockDesignMatrix(counts, dense), labels, C=1.0, tol=1e-4, max_iter=1000
+    )
+
+    joined = scipy.sparse.hstack([counts, scipy.sparse.csr_matrix(dense)]).tocsr()
+    assert list(fitted.classes_) == list(expected.classes_)
+    np.testing.assert_allclose(
+        fitted.predict_proba(joined), expected.predict_proba(joined), atol=1e-3
+    )
+    assert (fitted.predict(joined) == expected.predict(joined)).all()
+    assert fitted.coef_.shape == expected.coef_.shape
+
+
+def test_the_blocks_multiply_like_the_joined_matrix():
+    counts, dense, _labels = sparse_and_dense(seed=1)
+    blocks = BlockDesignMatrix(counts, dense)
+    joined = scipy.sparse.hstack([counts, scipy.sparse.csr_matrix(dense)]).toarray()
+    rng = np.random.default_rng(2)
+    right, left = rng.normal(size=(joined.shape[1], 5)), rng.normal(size=(5, joined.shape[0]))
+
+    np.testing.assert_allclose(blocks @ right, joined @ right)
+    np.testing.assert_allclose(left @ blocks, left @ joined)
+    assert blocks.shape == joined.shape
+
+
+def test_blocks_with_different_row_counts_are_refused():
+    counts, dense, _labels = sparse_and_dense()
+    with pytest.raises(ValueError):
+        BlockDesignMatrix(counts, dense[:-1])
