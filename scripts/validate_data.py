@@ -20,7 +20,9 @@ from pathlib import Path
 REPO_ROOT = Path(__file__).resolve().parent.parent
 # Sent only as button payloads: classifying free text as one of them would be a mistake.
 PAYLOAD_ONLY_INTENTS = {"checkin_reply"}
-NO_EXAMPLES = re.compile(r"The intent '(\w+)' is listed in the domain file, but is not found in the NLU")
+NO_EXAMPLES = re.compile(
+    r"The intent '(\w+)' is listed in the domain file, but is not found in the NLU"
+)
 UNUSED_RESPONSE = re.compile(r"The utterance '(utter_\w+)' is not used in any story or rule\.")
 ALWAYS_RAISED = "Slot auto-fill has been removed in 3.0"
 # An f-string naming responses, e.g. f"utter_invalid_{hint or 'empty'}" or f"utter_{topic}_detail".
