@@ -495,3 +495,22 @@ def request_by_reference(session: Session, reference: str) -> AppointmentRequest
 
 def request_by_id(session: Session, request_id: int) -> AppointmentRequest | None:
     return session.get(AppointmentRequest, request_id)
+
+
+def conversation_known(session: Session, phone_e164: str, conversation_id: str) -> bool:
+    """Whether this number's SMS conversation exists: the patient wrote by SMS, or a text was
+    already recorded in it."""
+    wrote = session.execute(
+        select(AppointmentRequest.id)
+        .where(AppointmentRequest.conversation_id == conversation_id)
+        .limit(1)
+    ).first()
+    recorded = session.execute(
+        select(OutboundMessage.id)
+        .where(
+            OutboundMessage.phone_e164 == phone_e164,
+            OutboundMessage.context_recorded.is_(True),
+        )
+        .limit(1)
+    ).first()
+    return wrote is not None or recorded is not None

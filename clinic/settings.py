@@ -44,6 +44,15 @@ class ClinicSettings:
     address: str
     callback_promise: str
 
+    def slot_values(self) -> dict[str, str]:
+        """The conversation slots that let responses say the clinic's details without copying them."""
+        return {
+            "clinic_name": self.name,
+            "clinic_phone": self.phone,
+            "clinic_hours_sentence": self.hours_sentence,
+            "clinic_address_sentence": self.address_sentence,
+        }
+
     @property
     def hours_sentence(self) -> str:
         if self.hours:

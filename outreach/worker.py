@@ -182,13 +182,38 @@ class Worker:
                 "data": {"buttons": message["buttons"]},
                 "metadata": {OUTREACH_METADATA_KEY: {"kind": kind, "reference": claimed.reference}},
             }
+            conversation_id = sms_conversation_id(phone)
+            with session_scope(self.database_url) as session:
+                known = outbox.conversation_known(session, phone, conversation_id)
+            # Reading a tracker through the API would start a session without an output
+            # channel, which loses the session start's events; our records say instead.
+            events = [event] if known else [*self.session_start_events(), event]
             try:
-                rasa_http.append_events(sms_conversation_id(phone), [event])
+                rasa_http.append_events(conversation_id, events)
             except rasa_http.RasaApiError as error:
                 logger.warning("Will record the %s text later: %s", kind, error)
                 return
             with session_scope(self.database_url) as session:
                 outbox.mark_context_recorded(session, message_id, now)
+
+    def session_start_events(self) -> list[dict]:
+        """A session for a conversation that has none yet (a web patient's first text).
+
+        Rasa starts a session only at a conversation's first event or after the expiry, so a text
+        appended to a new conversation would otherwise leave the clinic's slots empty for the
+        reply. These are the session start's events (actions/session.py) without its disclaimer,
+        which the patient was never sent.
+        """
+        slots = [
+            {"event": "slot", "name": name, "value": value}
+            for name, value in self.clinic.slot_values().items()
+        ]
+        return [
+            {"event": "action", "name": "action_session_start"},
+            {"event": "session_started"},
+            *slots,
+            {"event": "action", "name": "action_listen"},
+        ]
 
     @staticmethod
     def _claimed_of(session, row: OutboundMessage) -> outbox.ClaimedMessage | None:
