@@ -381,3 +381,63 @@ def test_without_twilio_settings_the_worker_says_so_once_and_marks_each_text(
     assert twilio_standin.state.posted_to(phone) == []
     detail = staff.page(f"/staff/requests/{reference}")
     assert "Not sent: SMS not configured." in detail
+
+
+def test_a_reply_days_after_the_patient_last_wrote_starts_a_session_and_keeps_the_context(
+    assistant, staff, worker_env, twilio_standin, monkeypatch
+) -> None:
+    import rasa_http
+
+    phone = Phone(assistant, twilio_standin, new_phone())
+    conversation_id = f"sms:{phone.number}"
+    # An SMS patient who last wrote three days ago: Rasa's session has expired (60 minutes).
+    monkeypatch.setenv("RASA_URL", assistant.rasa_url)
+    monkeypatch.setenv("RASA_API_TOKEN", assistant.env["RASA_API_TOKEN"])
+    three_days_ago = time.time() - 3 * 24 * 3600
+    rasa_http.append_events(
+        conversation_id,
+        [
+            {"event": "action", "name": "action_session_start", "timestamp": three_days_ago},
+            {"event": "session_started", "timestamp": three_days_ago},
+            {"event": "action", "name": "action_listen", "timestamp": three_days_ago},
+            {
+                "event": "user",
+                "text": "what is an hsg",
+                "parse_data": {
+                    "intent": {"name": "what_is_hsg", "confidence": 1.0},
+                    "entities": [],
+                },
+                "input_channel": "twilio",
+                "timestamp": three_days_ago,
+            },
+        ],
+    )
+    reference = add_request(
+        assistant.database_url,
+        status="contacted",
+        channel="sms",
+        contact_method="text",
+        phone_e164=phone.number,
+        conversation_id=conversation_id,
+    )
+    page = f"/staff/requests/{reference}"
+    day = next_morning().date() + timedelta(days=6)
+    response = staff.post(
+        page,
+        f"{page}/status",
+        {
+            "expected_status": "contacted",
+            "to_status": "scheduled",
+            "appointment_date": day.isoformat(),
+            "appointment_time": "11:00",
+        },
+    )
+    assert response.status_code == 302
+    run_worker(worker_env, local(day + timedelta(days=1), 10))
+    assert "How do you feel" in phone.received()[-1]
+
+    answer = phone.reply("3")
+    # A new session: the disclaimer first, then the answer in the context of the check-in.
+    assert "not medical advice" in answer
+    assert "contact your doctor now" in answer and "911" in answer
+    assert [flag.reason for flag in open_flags(assistant, reference)] == ["aftercare_concern"]
