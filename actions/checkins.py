@@ -50,15 +50,24 @@ ANSWERS: Dict[tuple, tuple] = {
 }
 
 
-def latest_outreach_text(events: List[Dict[str, Any]]) -> Dict[str, Any] | None:
-    """The latest bot event the outreach worker recorded, with its metadata, or None."""
+def latest_outreach_text(events: List[Dict[str, Any]], answer: str | None) -> Dict[str, Any] | None:
+    """The latest text the outreach worker recorded that offered ``answer``, or None.
+
+    Not simply the latest text: a patient may answer the cycle check after the preparation text
+    (which asks nothing) has arrived; the SMS channel matched the reply to the same buttons.
+    """
     for event in reversed(events):
         if event.get("event") != "bot":
             continue
         metadata = event.get("metadata") or {}
-        if isinstance(metadata.get(OUTREACH_METADATA_KEY), dict):
+        if isinstance(metadata.get(OUTREACH_METADATA_KEY), dict) and offers(event, answer):
             return event
     return None
+
+
+def offers(event: Dict[str, Any], answer: str | None) -> bool:
+    buttons = (event.get("data") or {}).get("buttons") or []
+    return any(f'"{answer}"' in str(button.get("payload", "")) for button in buttons)
 
 
 def chosen_title(event: Dict[str, Any], answer: str) -> str:
@@ -90,7 +99,7 @@ class ActionCheckinReply(Action):
         domain: Dict[Text, Any],
     ) -> List[EventType]:
         answer = next(tracker.get_latest_entity_values(ANSWER_ENTITY), None)
-        context = latest_outreach_text(tracker.events)
+        context = latest_outreach_text(tracker.events, answer)
         details = (context or {}).get("metadata", {}).get(OUTREACH_METADATA_KEY, {})
         kind, reference = details.get("kind"), details.get("reference")
         responses, flag = ANSWERS.get((kind, answer), ([], None))
