@@ -21,11 +21,12 @@ from appointments import outbox
 from appointments.database import session_scope
 from appointments.models import utc_now
 from channels.conversation_ids import sms_conversation_id
+from outreach.messages import OUTREACH_METADATA_KEY
+from outreach.plan import CHECKIN, CONFIRMATION, CYCLE_CHECK
 
 # Patient details never go into these log lines: only references, kinds and answers.
 logger = logging.getLogger(__name__)
 
-OUTREACH_METADATA_KEY = "outreach"
 ANSWER_ENTITY = "checkin_answer"
 WARNING_SIGNS_RESPONSE = "utter_warning_signs"
 NO_CONTEXT_RESPONSE = "utter_checkin_no_context"
@@ -33,17 +34,17 @@ TEAM_TOLD_RESPONSE = "utter_checkin_team_told"
 
 # (text kind, answer) -> (responses, flag to raise or None). Kinds: outreach/plan.py.
 ANSWERS: Dict[tuple, tuple] = {
-    ("confirmation", "confirm"): (["utter_checkin_confirmed"], None),
-    ("confirmation", "change"): (["utter_checkin_change_requested"], outbox.CHANGE_REQUESTED),
-    ("cycle_check", "yes"): (["utter_checkin_cycle_as_expected"], None),
-    ("cycle_check", "no"): (["utter_prep_timing", TEAM_TOLD_RESPONSE], outbox.CYCLE_CHECK_FAILED),
-    ("cycle_check", "not_sure"): (
+    (CONFIRMATION, "confirm"): (["utter_checkin_confirmed"], None),
+    (CONFIRMATION, "change"): (["utter_checkin_change_requested"], outbox.CHANGE_REQUESTED),
+    (CYCLE_CHECK, "yes"): (["utter_checkin_cycle_as_expected"], None),
+    (CYCLE_CHECK, "no"): (["utter_prep_timing", TEAM_TOLD_RESPONSE], outbox.CYCLE_CHECK_FAILED),
+    (CYCLE_CHECK, "not_sure"): (
         ["utter_prep_timing", TEAM_TOLD_RESPONSE],
         outbox.CYCLE_CHECK_FAILED,
     ),
-    ("checkin", "fine"): (["utter_checkin_glad"], None),
-    ("checkin", "cramps"): (["utter_aftercare_symptoms"], None),
-    ("checkin", "warning"): (
+    (CHECKIN, "fine"): (["utter_checkin_glad"], None),
+    (CHECKIN, "cramps"): (["utter_aftercare_symptoms"], None),
+    (CHECKIN, "warning"): (
         [WARNING_SIGNS_RESPONSE, TEAM_TOLD_RESPONSE],
         outbox.AFTERCARE_CONCERN,
     ),

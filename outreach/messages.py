@@ -18,6 +18,8 @@ from channels.sms_text import render_reply
 from clinic.settings import ClinicSettings
 from outreach.plan import CHECKIN, CONFIRMATION, CYCLE_CHECK, PREPARATION
 
+# Where the recorded text's kind and request live in its bot event (actions/checkins.py reads it).
+OUTREACH_METADATA_KEY = "outreach"
 DOMAIN_FILE = Path(__file__).resolve().parent.parent / "domain" / "checkins.yml"
 SMS_CHANNEL = "twilio"
 RESPONSE_OF_KIND = {

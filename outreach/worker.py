@@ -29,7 +29,7 @@ from appointments.database import session_scope
 from appointments.models import OutboundMessage, utc_now
 from channels.conversation_ids import sms_conversation_id
 from clinic.settings import ClinicSettings, clinic_timezone, load_clinic_settings
-from outreach.messages import outreach_message, sms_body
+from outreach.messages import OUTREACH_METADATA_KEY, outreach_message, sms_body
 from outreach.plan import WEEK, PlannedMessage, decide, retry_at
 from outreach.twilio_sender import SendError, TwilioSender, twilio_settings
 
@@ -41,7 +41,6 @@ BATCH = 20
 # A claim older than this was left by a worker that stopped mid-send: far longer than a send takes.
 CLAIM_TIMEOUT = timedelta(minutes=2)
 NOT_CONFIGURED_REASON = "Not sent: SMS not configured."
-OUTREACH_METADATA_KEY = "outreach"
 
 
 @dataclass

@@ -228,9 +228,15 @@ def template_context() -> dict[str, Any]:
     }
 
 
-def _flagged_count() -> int:
-    """Requests with open flags, for the navigation (called by the template when signed in)."""
-    return count_flagged_requests(url=_database_url())
+def _flagged_count() -> int | None:
+    """Requests with open flags, for the navigation (called by the template when signed in).
+
+    None when the database cannot be read: the "database unavailable" page must still render.
+    """
+    try:
+        return count_flagged_requests(url=_database_url())
+    except OperationalError:
+        return None
 
 
 @blueprint.app_template_filter("staff_time")
