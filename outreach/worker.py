@@ -20,6 +20,7 @@ import time
 from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import datetime, timedelta, timezone, tzinfo
+from pathlib import Path
 
 from sqlalchemy.exc import OperationalError
 
@@ -29,7 +30,7 @@ from appointments.database import session_scope
 from appointments.models import OutboundMessage, utc_now
 from channels.conversation_ids import sms_conversation_id
 from clinic.settings import ClinicSettings, clinic_timezone, load_clinic_settings
-from outreach.messages import OUTREACH_METADATA_KEY, outreach_message, sms_body
+from outreach.messages import DOMAIN_FILE, OUTREACH_METADATA_KEY, outreach_message, sms_body
 from outreach.plan import WEEK, PlannedMessage, decide, retry_at
 from outreach.twilio_sender import SendError, TwilioSender, twilio_settings
 
@@ -53,6 +54,7 @@ class Worker:
     clinic: ClinicSettings
     clock: Callable[[], datetime] = utc_now
     database_url: str | None = None
+    domain_file: Path = DOMAIN_FILE
 
     def run_once(self) -> dict[str, int]:
         """One pass; returns counts by outcome (for logs and tests)."""
@@ -100,11 +102,21 @@ class Worker:
         return sms_body(self.message_of(claimed))
 
     def message_of(self, claimed: outbox.ClaimedMessage) -> dict:
-        return outreach_message(claimed.kind, claimed.appointment_at, self.zone, self.clinic)
+        return outreach_message(
+            claimed.kind, claimed.appointment_at, self.zone, self.clinic, self.domain_file
+        )
 
     def send(self, claimed: outbox.ClaimedMessage, now: datetime) -> str:
         try:
-            sent = self.sender.send_sms(claimed.phone_e164, self.body_of(claimed))
+            body = self.body_of(claimed)
+        except (KeyError, ValueError, OSError) as error:
+            # A text that cannot be built (a domain file edited wrongly) is never sent half-made.
+            logger.exception("Could not build the %s text of %s", claimed.kind, claimed.reference)
+            return self.failed(
+                claimed, f"Could not build the text ({type(error).__name__})", False, now
+            )
+        try:
+            sent = self.sender.send_sms(claimed.phone_e164, body)
         except SendError as error:
             return self.failed(claimed, str(error), error.retryable, now)
         with session_scope(self.database_url) as session:
@@ -279,6 +291,8 @@ def main(argv: list[str] | None = None) -> int:
                 logger.info("Pass: %s", counts)
         except OperationalError as error:
             logger.error("Database unreachable, trying again later: %s", error.orig)
+        except Exception:  # noqa: BLE001 - one bad pass must not stop the texts for everyone
+            logger.exception("The pass failed; trying again later")
         if args.once or stopping:
             return 0
         time.sleep(args.interval)

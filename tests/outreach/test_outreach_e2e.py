@@ -441,3 +441,20 @@ def test_a_reply_days_after_the_patient_last_wrote_starts_a_session_and_keeps_th
     assert "not medical advice" in answer
     assert "contact your doctor now" in answer and "911" in answer
     assert [flag.reason for flag in open_flags(assistant, reference)] == ["aftercare_concern"]
+
+
+def test_stop_by_text_cancels_the_pending_texts_and_nothing_more_is_sent(
+    assistant, staff, worker_env, twilio_standin
+) -> None:
+    phone = Phone(assistant, twilio_standin, new_phone())
+    day = next_morning().date() + timedelta(days=10)
+    reference = schedule(staff, assistant, phone.number, day)
+    run_worker(worker_env, next_morning())
+    assert len(phone.received()) == 1
+    phone.reply("STOP")
+
+    run_worker(worker_env, local(day - timedelta(days=3), 10))
+    run_worker(worker_env, local(day + timedelta(days=1), 10))
+    assert len(phone.received()) == 1
+    detail = staff.page(f"/staff/requests/{reference}")
+    assert detail.count("Cancelled: the patient replied STOP (opted out).") == 3

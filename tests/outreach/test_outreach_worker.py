@@ -307,3 +307,21 @@ def test_two_workers_at_once_send_every_text_once(database_url: str, twilio: Sta
     for thread in threads:
         thread.join()
     assert sorted(message["to"] for message in twilio.state.messages) == sorted(phones)
+
+
+def test_a_text_that_cannot_be_built_fails_for_staff_and_is_never_sent(
+    database_url: str, twilio: StandInServer, tmp_path
+) -> None:
+    from dataclasses import replace
+
+    from outreach.messages import DOMAIN_FILE
+
+    broken = tmp_path / "checkins.yml"
+    broken.write_text(DOMAIN_FILE.read_text().replace("{appointment_time}", "{appointment_day}"))
+    clock = Clock(ny(2026, 6, 1, 10, 0))
+    reference = _schedule(database_url, ny(2026, 6, 20, 9, 0), clock())
+    worker = replace(_worker(database_url, clock, _sender(twilio)), domain_file=broken)
+    assert worker.run_once() == {"failed": 1}
+    row = _states(database_url, reference)["confirmation"]
+    assert row.state == "failed" and "KeyError" in row.reason
+    assert twilio.state.messages == []
