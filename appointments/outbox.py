@@ -12,7 +12,7 @@ from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from datetime import datetime
 
-from sqlalchemy import func, select, text, update
+from sqlalchemy import func, or_, select, text, update
 from sqlalchemy.orm import Session
 
 from appointments.models import (
@@ -43,8 +43,6 @@ STATE_LABELS = {
     DROPPED: "Dropped",
     NOT_SENT: "Not sent",
 }
-# Handed to Twilio: these count towards the day and week limits.
-HANDED_OVER = (CLAIMED, SENT, DELIVERED, FAILED, UNDELIVERED)
 # Twilio's message statuses (status callbacks and API answers), as outbox states.
 TWILIO_STATES = {
     "accepted": SENT,
@@ -235,11 +233,16 @@ def claim(session: Session, message_id: int, worker: str, now: datetime) -> Clai
 def handed_over_times(
     session: Session, phone_e164: str, since: datetime, excluding: int | None = None
 ) -> list[datetime]:
-    """When automated texts to this number were handed to Twilio (or are being), since ``since``."""
-    statement = select(func.coalesce(OutboundMessage.sent_at, OutboundMessage.claimed_at)).where(
+    """When automated texts to this number were handed to Twilio (or are being), since ``since``.
+
+    A text Twilio refused was never sent and does not count; one it took and later failed to
+    deliver does (the patient's phone may still have shown it).
+    """
+    handed_at = func.coalesce(OutboundMessage.sent_at, OutboundMessage.claimed_at)
+    statement = select(handed_at).where(
         OutboundMessage.phone_e164 == phone_e164,
-        OutboundMessage.state.in_(HANDED_OVER),
-        func.coalesce(OutboundMessage.sent_at, OutboundMessage.claimed_at) >= since,
+        or_(OutboundMessage.sent_at.is_not(None), OutboundMessage.state == CLAIMED),
+        handed_at >= since,
     )
     if excluding is not None:
         statement = statement.where(OutboundMessage.id != excluding)

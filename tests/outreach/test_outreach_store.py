@@ -272,3 +272,14 @@ def test_times_handed_over_count_claimed_and_sent_rows_only(database_url: str) -
         outbox.release(session, second, now + timedelta(hours=1), "Waiting", now)
         assert len(outbox.handed_over_times(session, phone, now - timedelta(days=7))) == 1
         assert session.execute(select(AppointmentRequest)).scalars().first() is not None
+
+
+def test_a_text_twilio_refused_does_not_count_towards_the_limits(database_url: str) -> None:
+    message_id = _due_confirmation(database_url)
+    now = datetime.now(timezone.utc)
+    with session_scope(database_url) as session:
+        phone = session.get(OutboundMessage, message_id).phone_e164
+        outbox.claim(session, message_id, "w", now)
+        outbox.record_attempt_failed(session, message_id, now)
+        outbox.finish(session, message_id, outbox.FAILED, "Failed: refused", now)
+        assert outbox.handed_over_times(session, phone, now - timedelta(days=7)) == []
