@@ -13,13 +13,7 @@ from clinic.settings import load_clinic_settings
 
 def clinic_slot_events() -> List[EventType]:
     """Slot events that let responses say the clinic's details without copying them."""
-    clinic = load_clinic_settings()
-    return [
-        SlotSet("clinic_name", clinic.name),
-        SlotSet("clinic_phone", clinic.phone),
-        SlotSet("clinic_hours_sentence", clinic.hours_sentence),
-        SlotSet("clinic_address_sentence", clinic.address_sentence),
-    ]
+    return [SlotSet(name, value) for name, value in load_clinic_settings().slot_values().items()]
 
 
 class ActionSessionStart(Action):

@@ -31,6 +31,8 @@ VIEW_AUDIT_LOG = "view_audit_log"
 ACCESS_DENIED = "access_denied"
 ACCOUNT_DEACTIVATED = "account_deactivated"
 ACCOUNT_REACTIVATED = "account_reactivated"
+RESCHEDULE = "reschedule"
+CLEAR_FLAGS = "clear_flags"
 # Not a staff member's act: the retention purge (appointments/retention.py), counts only.
 PURGE = "retention_purge"
 
@@ -50,6 +52,8 @@ ACTION_LABELS = {
     ACCESS_DENIED: "Refused: not allowed",
     ACCOUNT_DEACTIVATED: "Account deactivated",
     ACCOUNT_REACTIVATED: "Account reactivated",
+    RESCHEDULE: "Rescheduled appointment",
+    CLEAR_FLAGS: "Cleared flags",
     PURGE: "Purged old records",
 }
 MAX_DETAIL_LENGTH = 200

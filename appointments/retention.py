@@ -32,7 +32,13 @@ from sqlalchemy.orm import Session
 
 from appointments import audit
 from appointments.database import REPO_ROOT, session_scope
-from appointments.models import AppointmentRequest, RequestStatusChange, utc_now
+from appointments.models import (
+    AppointmentRequest,
+    OutboundMessage,
+    RequestFlag,
+    RequestStatusChange,
+    utc_now,
+)
 from appointments.request_review import NEXT_STATUSES
 
 DEFAULT_RETENTION_DAYS = 365
@@ -142,11 +148,13 @@ def _count_status_changes(session: Session, request_ids: Sequence[int]) -> int:
 
 def _delete_requests(session: Session, request_ids: Sequence[int]) -> None:
     for chunk in _chunks(request_ids):
-        session.execute(
-            delete(RequestStatusChange)
-            .where(RequestStatusChange.request_id.in_(chunk))
-            .execution_options(synchronize_session=False)
-        )
+        # The request's texts and flags go with it (they reference it, and hold its history).
+        for table in (RequestStatusChange, OutboundMessage, RequestFlag):
+            session.execute(
+                delete(table)
+                .where(table.request_id.in_(chunk))
+                .execution_options(synchronize_session=False)
+            )
         session.execute(
             delete(AppointmentRequest)
             .where(AppointmentRequest.id.in_(chunk))

@@ -19,7 +19,7 @@ from sanic.response import HTTPResponse
 from twilio.request_validator import RequestValidator
 from twilio.twiml.messaging_response import MessagingResponse
 
-from appointments.requests import is_sms_opted_out, set_sms_opt_out
+from appointments.requests import is_sms_opted_out, set_sms_opt_out, update_sms_delivery_status
 from channels.conversation_ids import sms_conversation_id
 from channels.message_limits import MessageGate
 from channels.sms_text import (
@@ -144,6 +144,10 @@ class TwilioSmsInput(InputChannel):
         async def receive(request: Request) -> HTTPResponse:
             return await self.handle_post(request, on_new_message)
 
+        @webhook.route("/status", methods=["POST"])
+        async def delivery_status(request: Request) -> HTTPResponse:
+            return await self.handle_status(request)
+
         return webhook
 
     async def handle_post(
@@ -167,6 +171,24 @@ class TwilioSmsInput(InputChannel):
             # whether the number opted out (the database), and then saying nothing is safe.
             logger.exception("Could not handle the SMS from %s", masked(sender))
             return twiml([])
+
+    async def handle_status(self, request: Request) -> HTTPResponse:
+        """A delivery status callback for a text the outreach worker sent: 403 unless signed."""
+        params = posted_params(request)
+        if not self.is_signed_by_twilio(request, params):
+            logger.warning(
+                "Refused a status callback to %s: no valid Twilio signature",
+                requested_url(request),
+            )
+            return response.text("Forbidden", status=403)
+        sid = (params.get("MessageSid") or params.get("SmsSid") or "").strip()
+        status = (params.get("MessageStatus") or params.get("SmsStatus") or "").strip().lower()
+        if not sid or not status:
+            return response.text("Bad Request: no MessageSid or MessageStatus", status=400)
+        error_code = (params.get("ErrorCode") or "").strip()
+        await asyncio.to_thread(update_sms_delivery_status, sid, status, error_code)
+        # Twilio only needs a 2xx; an unknown SID (a reply's, a staff text's) is not an error.
+        return response.empty(status=204)
 
     async def answer(
         self,

@@ -10,9 +10,13 @@ longest details a clinic may set (tests/test_response_texts.py fills them all in
 
 from __future__ import annotations
 
+import logging
 import os
 from collections.abc import Mapping
 from dataclasses import dataclass
+from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
+
+logger = logging.getLogger(__name__)
 
 # Environment variable, default, maximum length (characters), per setting.
 SETTINGS = {
@@ -22,6 +26,10 @@ SETTINGS = {
     "address": ("CLINIC_ADDRESS", "", 90),
     "callback_promise": ("CLINIC_CALLBACK_PROMISE", "", 40),
 }
+
+# The clinic's time zone (IANA name): staff pages show times in it, appointments are entered in it,
+# and the text reminders keep its quiet hours. Not a text detail, so kept apart from SETTINGS.
+TIMEZONE_SETTING = ("CLINIC_TIMEZONE", "UTC", 64)
 
 
 class ClinicSettingsError(ValueError):
@@ -35,6 +43,15 @@ class ClinicSettings:
     hours: str
     address: str
     callback_promise: str
+
+    def slot_values(self) -> dict[str, str]:
+        """The conversation slots that let responses say the clinic's details without copying them."""
+        return {
+            "clinic_name": self.name,
+            "clinic_phone": self.phone,
+            "clinic_hours_sentence": self.hours_sentence,
+            "clinic_address_sentence": self.address_sentence,
+        }
 
     @property
     def hours_sentence(self) -> str:
@@ -69,3 +86,20 @@ def load_clinic_settings(environ: Mapping[str, str] | None = None) -> ClinicSett
             raise ClinicSettingsError(f"{variable} is {len(value)} characters; at most {limit} fit")
         values[field] = value
     return ClinicSettings(**values)
+
+
+def clinic_timezone(environ: Mapping[str, str] | None = None) -> ZoneInfo:
+    """The clinic's time zone (CLINIC_TIMEZONE), UTC with a warning when the name is unknown."""
+    environ = os.environ if environ is None else environ
+    variable, default, limit = TIMEZONE_SETTING
+    name = (environ.get(variable) or default).strip()
+    return zone_named(name[:limit])
+
+
+def zone_named(name: str) -> ZoneInfo:
+    """The zone called ``name``; UTC, with a warning, when there is no such zone."""
+    try:
+        return ZoneInfo(name)
+    except (ZoneInfoNotFoundError, ValueError):
+        logger.warning("Unknown time zone %r in CLINIC_TIMEZONE; using UTC", name)
+        return ZoneInfo("UTC")

@@ -41,6 +41,8 @@ SAMPLE_VALUES = {
     "reference": "HSG-7KQ2XM",
     "field_label": "phone number",
     "days_since": "47",
+    # outreach/messages.py appointment_time_text
+    "appointment_time": "Tuesday, March 16 at 9:30 AM",
 }
 # The longest value each of those can take, for the SMS length check.
 LONGEST_VALUES = {
@@ -49,6 +51,7 @@ LONGEST_VALUES = {
     "window_end": "Wednesday, September 30, 2026",
     "field_label": "answers to the health questions",
     "days_since": "90",
+    "appointment_time": "Wednesday, September 30 at 12:30 PM",
 }
 
 _PLACEHOLDER = re.compile(r"\{(\w+)\}")

@@ -33,6 +33,11 @@ export RASA_API_TOKEN
   --endpoints endpoints.yml --credentials credentials.yml --cors "$WEB_ORIGIN" \
   --enable-api --auth-token "$RASA_API_TOKEN" &
 
+# The outreach worker sends the planned reminder texts (README, "Reminders and check-ins"); it
+# listens on nothing, and without Twilio credentials it says so once and sends nothing.
+export RASA_URL="${RASA_URL:-http://127.0.0.1:${RASA_PORT}}"
+.venv/bin/python -m outreach.worker &
+
 if [ -f web/app.py ]; then
   .venv/bin/python -m web.app --host 127.0.0.1 --port "$WEB_PORT" &
 fi

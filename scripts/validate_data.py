@@ -4,6 +4,8 @@ Rasa's validator calls a response unused unless a story or rule names it, so it 
 response that a custom action sends (form hints, the fallback's messages, the "tell me more"
 details). Those, and only those, are allowed: each must be named in actions/ as `"utter_..."`
 or match an f-string that composes names (`f"utter_invalid_{...}"`, `f"utter_{topic}_detail"`).
+Responses the outreach worker sends (outreach/) count as sent by an action too. Intents that only
+buttons' payloads produce (PAYLOAD_ONLY_INTENTS) have no NLU examples on purpose.
 Rasa also warns that slot auto-fill was removed in 3.0 every time it reads slot mappings,
 whatever they are.
 """
@@ -16,6 +18,11 @@ import warnings
 from pathlib import Path
 
 REPO_ROOT = Path(__file__).resolve().parent.parent
+# Sent only as button payloads: classifying free text as one of them would be a mistake.
+PAYLOAD_ONLY_INTENTS = {"checkin_reply"}
+NO_EXAMPLES = re.compile(
+    r"The intent '(\w+)' is listed in the domain file, but is not found in the NLU"
+)
 UNUSED_RESPONSE = re.compile(r"The utterance '(utter_\w+)' is not used in any story or rule\.")
 ALWAYS_RAISED = "Slot auto-fill has been removed in 3.0"
 # An f-string naming responses, e.g. f"utter_invalid_{hint or 'empty'}" or f"utter_{topic}_detail".
@@ -34,7 +41,8 @@ def responses_sent_by_actions() -> tuple[set[str], list[re.Pattern[str]]]:
     """
     names: set[str] = set()
     patterns: set[str] = set()
-    for path in (REPO_ROOT / "actions").glob("*.py"):
+    sources = [*(REPO_ROOT / "actions").glob("*.py"), *(REPO_ROOT / "outreach").glob("*.py")]
+    for path in sources:
         source = path.read_text()
         names |= set(re.findall(r"[\"'](utter_\w+)[\"']", source))
         for _, template in COMPOSED_NAME.findall(source):
@@ -75,6 +83,9 @@ def main() -> int:
     for warning in caught:
         message = str(warning.message)
         if not issubclass(warning.category, UserWarning) or message.startswith(ALWAYS_RAISED):
+            continue
+        no_examples = NO_EXAMPLES.search(message)
+        if no_examples and no_examples.group(1) in PAYLOAD_ONLY_INTENTS:
             continue
         unused = UNUSED_RESPONSE.search(message)
         if unused and (

@@ -37,6 +37,13 @@ def test_appended_events_are_in_the_tracker_the_patient_channel_uses(rasa_api):
     assert rasa_api.send("does it hurt?", sender="api-events") != []
 
 
+def test_an_sms_conversation_id_reaches_that_conversation(rasa_api):
+    # ':' and '+' percent-escaped would name another conversation ("sms%3A%2B1...").
+    conversation_id = "sms:+15550001234"
+    rasa_http.append_events(conversation_id, [{"event": "bot", "text": "hello"}])
+    assert rasa_http.tracker(conversation_id)["sender_id"] == conversation_id
+
+
 def test_an_unreachable_server_is_reported_without_the_token(monkeypatch):
     monkeypatch.setenv(rasa_http.URL_ENV, "http://127.0.0.1:9")
     monkeypatch.setenv(rasa_http.TOKEN_ENV, "secret-value")

@@ -15,10 +15,15 @@ from rasa.shared.core.trackers import DialogueStateTracker
 from sqlalchemy import create_engine, func, select
 from sqlalchemy.engine import Engine, make_url
 
-from appointments import retention
+from appointments import outbox, retention
 from appointments.audit import AuditFilters, list_audit_events
 from appointments.database import migrate, session_scope
-from appointments.models import AppointmentRequest, RequestStatusChange
+from appointments.models import (
+    AppointmentRequest,
+    OutboundMessage,
+    RequestFlag,
+    RequestStatusChange,
+)
 from appointments.retention import PurgeCounts, RetentionSettingError, purge, retention_days
 from tests.appointments.staff_factories import add_request
 
@@ -314,3 +319,22 @@ def test_the_command_refuses_a_bad_setting(
     monkeypatch.setenv("RETENTION_DAYS", "0")
     assert retention.main(["purge"]) == 2
     assert "RETENTION_DAYS must be a positive whole number of days" in capsys.readouterr().err
+
+
+def test_a_purged_request_takes_its_texts_and_flags_with_it(
+    database_url: str, tracker_engine: Engine
+) -> None:
+    gone = add_request(database_url, created_at=LONG_AGO, status="completed", contact_method="text")
+    kept = add_request(database_url, created_at=LONG_AGO, status="scheduled", contact_method="text")
+    with session_scope(database_url) as session:
+        for reference in (gone, kept):
+            request = outbox.request_by_reference(session, reference)
+            outbox.plan(session, request, [("checkin", LONG_AGO, LONG_AGO)], LONG_AGO)
+            outbox.raise_flag(session, request.id, outbox.DELIVERY_FAILED, "text", LONG_AGO)
+
+    run(database_url, tracker_engine)
+
+    assert references(database_url) == {kept}
+    with session_scope(database_url) as session:
+        assert session.execute(select(func.count()).select_from(OutboundMessage)).scalar_one() == 1
+        assert session.execute(select(func.count()).select_from(RequestFlag)).scalar_one() == 1
