@@ -37,8 +37,10 @@ def rasa_url() -> str:
 
 
 def _tracker_url(conversation_id: str, suffix: str = "") -> str:
-    # Conversation ids hold ':' and '+' (sms:+15551234567): quoted whole, Sanic decodes them.
-    return f"{rasa_url()}/conversations/{quote(conversation_id, safe='')}/tracker{suffix}"
+    # Conversation ids hold ':' and '+' (sms:+15551234567). Both are kept as they are: Rasa's
+    # `<conversation_id:path>` route does not decode the path, so "rest%3Aa" would name another
+    # conversation than "rest:a" (and silently create it). Anything else is quoted.
+    return f"{rasa_url()}/conversations/{quote(conversation_id, safe=':+')}/tracker{suffix}"
 
 
 def _call(method: str, url: str, params: dict[str, Any], json: Any = None) -> Any:
