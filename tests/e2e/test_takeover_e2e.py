@@ -192,7 +192,9 @@ def test_a_person_answers_a_web_patient_from_the_inbox_and_hands_her_back(
         # A second member of staff sees who holds it, and cannot take it.
         other = _sign_in(other_context, web_url, OTHER)
         other.goto(staff.url)
-        assert f"{HOLDER} is answering this conversation" in other.locator("#hold-status").inner_text()
+        assert (
+            f"{HOLDER} is answering this conversation" in other.locator("#hold-status").inner_text()
+        )
         assert other.locator("#take-over").count() == 0
         assert other.locator("#send-message").count() == 0
 
@@ -299,9 +301,10 @@ def test_a_held_conversation_gets_nothing_from_the_assistant_even_after_a_restar
     assert rasa_api.send("does an hsg hurt", sender) == []
 
     # Two hours of silence: a new session starts with her next message, and stays paused.
-    _restart_rasa(rasa_api, before_start=lambda: _backdate(
-        rasa_api.tracker_database_url, conversation_id, 2 * 3600
-    ))
+    _restart_rasa(
+        rasa_api,
+        before_start=lambda: _backdate(rasa_api.tracker_database_url, conversation_id, 2 * 3600),
+    )
     assert rasa_api.send("hello? anyone there", sender) == []
     tracker = requests.get(
         f"{rasa_api.rasa_url}/conversations/{conversation_id}/tracker",
@@ -313,3 +316,53 @@ def test_a_held_conversation_gets_nothing_from_the_assistant_even_after_a_restar
 
     takeover.hand_back(handoff_id, HOLDER, url=rasa_api.database_url)
     assert "cramping" in rasa_api.reply_text("does an hsg hurt", sender)
+
+
+def test_an_idle_hold_returns_to_the_inbox_and_the_assistant_answers_meanwhile(
+    rasa_api: Assistant,
+) -> None:
+    from datetime import timedelta
+
+    from appointments.models import utc_now
+    from handoff import takeover
+
+    sender = new_sender()
+    conversation_id = rasa_api.conversation_id(sender)
+    rasa_api.send("/human_handoff", sender)
+    with session_scope(rasa_api.database_url) as session:
+        handoff_id = handoffs.open_handoff(session, conversation_id).id
+    takeover.take_over(handoff_id, HOLDER, url=rasa_api.database_url)
+    idle = timedelta(minutes=15)
+    taken = utc_now()
+
+    assert (
+        takeover.release_idle_holds(
+            idle, now=taken + timedelta(minutes=14), url=rasa_api.database_url
+        )
+        == 0
+    )
+    assert rasa_api.send("are you still there", sender) == []
+    assert (
+        takeover.release_idle_holds(
+            idle, now=taken + timedelta(minutes=16), url=rasa_api.database_url
+        )
+        == 1
+    )
+
+    with session_scope(rasa_api.database_url) as session:
+        row = handoffs.get_handoff(session, handoff_id)
+        assert row.status == handoffs.WAITING and row.held_by is None
+    tracker = requests.get(
+        f"{rasa_api.rasa_url}/conversations/{conversation_id}/tracker",
+        params={"token": rasa_api.env["RASA_API_TOKEN"]},
+        timeout=30,
+    ).json()
+    assert tracker["paused"] is False
+    assert any("had to step away" in (event.get("text") or "") for event in tracker["events"])
+    assert "cramping" in rasa_api.reply_text("does an hsg hurt", sender)
+    released = [e for e in _audit(rasa_api.database_url) if e[0] == "hold_released"]
+    assert (
+        released and released[-1][1] is None and f"held by {HOLDER}, idle 15 min" in released[-1][2]
+    )
+    # Back in the inbox: another member of staff can take it now.
+    assert takeover.take_over(handoff_id, OTHER, url=rasa_api.database_url).held_by == OTHER
