@@ -40,6 +40,8 @@ STAFF_MESSAGE = "staff_message"
 HAND_BACK = "hand_back"
 VIEW_INSIGHTS = "view_insights"
 EXPORT_INSIGHTS = "export_insights"
+RESCHEDULE = "reschedule"
+CLEAR_FLAGS = "clear_flags"
 # Not a staff member's act: the retention purge (appointments/retention.py), counts only.
 PURGE = "retention_purge"
 # Not a staff member's act either: a held conversation left idle went back to the inbox.
@@ -69,6 +71,8 @@ ACTION_LABELS = {
     HAND_BACK: "Handed back to assistant",
     VIEW_INSIGHTS: "Viewed insights",
     EXPORT_INSIGHTS: "Exported unanswered texts",
+    RESCHEDULE: "Rescheduled appointment",
+    CLEAR_FLAGS: "Cleared flags",
     PURGE: "Purged old records",
     HOLD_RELEASED: "Idle hold returned to inbox",
 }

@@ -15,6 +15,7 @@ from sqlalchemy import (
     MetaData,
     String,
     Text,
+    UniqueConstraint,
 )
 from sqlalchemy.orm import declarative_base
 from sqlalchemy.types import TypeDecorator
@@ -99,6 +100,11 @@ class AppointmentRequest(Base):
 
     referring_doctor = Column(String(200), nullable=True)
     contact_method = Column(String(16), nullable=False)
+
+    # Set by staff when they schedule it (entered in the clinic's zone, stored in UTC). Each
+    # schedule or reschedule counts up the version, which keys that appointment's texts.
+    appointment_at = Column(UtcDateTime(), nullable=True)
+    appointment_version = Column(Integer, nullable=False, default=0)
 
     def __repr__(self) -> str:
         # Only identifiers: reprs end up in logs and tracebacks.
@@ -255,3 +261,62 @@ class UnansweredMessage(Base):
 
     def __repr__(self) -> str:
         return f"<UnansweredMessage id={self.id} kind={self.kind!r}>"
+
+
+class OutboundMessage(Base):
+    """One planned text of a scheduled request (the outbox): due when, and how far it got.
+
+    (request, kind, appointment version) is unique, so a message is never planned twice for the
+    same appointment; the worker claims a row before sending it, so it is never sent twice.
+    """
+
+    __tablename__ = "outbound_messages"
+    __table_args__ = (UniqueConstraint("request_id", "kind", "appointment_version"),)
+
+    id = Column(Integer, primary_key=True)
+    request_id = Column(Integer, ForeignKey("appointment_requests.id"), nullable=False, index=True)
+    kind = Column(String(16), nullable=False)
+    appointment_version = Column(Integer, nullable=False)
+    phone_e164 = Column(String(20), nullable=False, index=True)
+    # planned, claimed, sent, delivered, failed, undelivered, cancelled, dropped, not_sent
+    state = Column(String(16), nullable=False, default="planned", index=True)
+    due_at = Column(UtcDateTime(), nullable=False)
+    # No later than this is the text still of use (a cycle check after the test is not).
+    useful_until = Column(UtcDateTime(), nullable=False)
+    next_attempt_at = Column(UtcDateTime(), nullable=False, index=True)
+    attempts = Column(Integer, nullable=False, default=0)
+    claimed_at = Column(UtcDateTime(), nullable=True)
+    claimed_by = Column(String(64), nullable=True)
+    sent_at = Column(UtcDateTime(), nullable=True)
+    twilio_sid = Column(String(64), nullable=True, unique=True)
+    twilio_status = Column(String(16), nullable=True)
+    # Why it waits, failed, was dropped or cancelled: shown to staff, never patient details.
+    reason = Column(String(200), nullable=False, default="")
+    # The conversation has been told what this text asked (rasa_http.append_events), or not yet.
+    context_recorded = Column(Boolean, nullable=False, default=False)
+    updated_at = Column(UtcDateTime(), nullable=False, default=utc_now)
+
+    def __repr__(self) -> str:
+        return (
+            f"<OutboundMessage id={self.id} request_id={self.request_id} kind={self.kind!r} "
+            f"state={self.state!r}>"
+        )
+
+
+class RequestFlag(Base):
+    """Something about a request that needs staff: a failed cycle check, a worrying reply, a
+    text that did not arrive, a patient asking to change the date; until staff clear it."""
+
+    __tablename__ = "request_flags"
+
+    id = Column(Integer, primary_key=True)
+    request_id = Column(Integer, ForeignKey("appointment_requests.id"), nullable=False, index=True)
+    reason = Column(String(32), nullable=False)
+    # The patient's reply that raised it, or which text failed: staff need it to act.
+    raised_by = Column(String(320), nullable=False, default="")
+    raised_at = Column(UtcDateTime(), nullable=False, default=utc_now)
+    cleared_at = Column(UtcDateTime(), nullable=True, index=True)
+    cleared_by = Column(String(64), nullable=True)
+
+    def __repr__(self) -> str:
+        return f"<RequestFlag id={self.id} request_id={self.request_id} reason={self.reason!r}>"

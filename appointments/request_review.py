@@ -3,15 +3,22 @@
 from __future__ import annotations
 
 import re
+from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import date, datetime, time, timedelta, timezone, tzinfo
 
 from sqlalchemy import func, or_, select, update
 from sqlalchemy.sql import Select
 
-from appointments import audit
+from appointments import audit, outbox
 from appointments.database import session_scope
-from appointments.models import AppointmentRequest, RequestStatusChange, utc_now
+from appointments.models import (
+    AppointmentRequest,
+    OutboundMessage,
+    RequestFlag,
+    RequestStatusChange,
+    utc_now,
+)
 from appointments.paging import Page, paginate
 from appointments.requests import CHANNELS
 
@@ -53,6 +60,8 @@ class RequestFilters:
     created_from: date | None = None
     created_to: date | None = None
     needs_attention: bool = False
+    # Only requests with a flag staff have not cleared (appointments/outbox.py).
+    flagged: bool = False
     search: str | None = None
     zone: tzinfo = timezone.utc
 
@@ -111,6 +120,12 @@ def _filtered(statement: Select, filters: RequestFilters) -> Select:
         statement = statement.where(AppointmentRequest.created_at < end)
     if filters.needs_attention:
         statement = statement.where(AppointmentRequest.needs_attention.is_(True))
+    if filters.flagged:
+        statement = statement.where(
+            AppointmentRequest.id.in_(
+                select(RequestFlag.request_id).where(RequestFlag.cleared_at.is_(None))
+            )
+        )
     if filters.search and filters.search.strip():
         statement = statement.where(_search_clause(filters.search))
     return statement.order_by(AppointmentRequest.created_at.desc(), AppointmentRequest.id.desc())
@@ -141,6 +156,37 @@ def count_new_requests(url: str | None = None) -> int:
         ).scalar_one()
 
 
+def count_flagged_requests(url: str | None = None) -> int:
+    """Requests with a flag not yet cleared: the staff navigation shows it."""
+    with session_scope(url) as session:
+        return outbox.count_flagged_requests(session)
+
+
+def texts_and_flags(
+    request_id: int, url: str | None = None
+) -> tuple[list[OutboundMessage], list[RequestFlag]]:
+    """The request's planned texts (newest appointment first) and its open flags."""
+    with session_scope(url) as session:
+        return outbox.messages_of(session, request_id), outbox.open_flags(session, request_id)
+
+
+def clear_flags(reference: str, staff_username: str, url: str | None = None) -> int:
+    """Clears the request's open flags (staff have dealt with them); audited."""
+    with session_scope(url) as session:
+        request = outbox.request_by_reference(session, reference)
+        if request is None:
+            raise RequestNotFoundError(f"There is no request {reference}.")
+        count = outbox.clear_flags(session, request.id, staff_username, utc_now())
+        audit.add_audit_event(
+            session,
+            action=audit.CLEAR_FLAGS,
+            staff_username=staff_username,
+            request_reference=reference,
+            detail=f"{count} flag(s) cleared",
+        )
+        return count
+
+
 def status_history(request_id: int, url: str | None = None) -> list[RequestStatusChange]:
     """Oldest first, as the request went through them."""
     with session_scope(url) as session:
@@ -153,6 +199,38 @@ def status_history(request_id: int, url: str | None = None) -> list[RequestStatu
         )
 
 
+# Planned texts are (kind, due, useful until), from outreach.plan.plan_messages.
+PlannedTexts = Sequence[tuple[str, datetime, datetime]]
+TEXT_CONTACT_METHOD = "text"
+ENDED_REASONS = {
+    "completed": "Cancelled: the request was marked completed.",
+    "declined": "Cancelled: the request was declined.",
+    "cancelled": "Cancelled: the appointment was cancelled.",
+}
+RESCHEDULED_REASON = "Cancelled: the appointment was rescheduled."
+
+
+def _set_appointment(
+    session,
+    request_id: int,
+    appointment_at: datetime,
+    planned: PlannedTexts,
+    now: datetime,
+) -> int:
+    """New appointment time and version; the old version's pending texts give way to the new plan.
+
+    Returns how many texts were planned (none unless the patient asked to be texted).
+    """
+    request = session.get(AppointmentRequest, request_id)
+    request.appointment_at = appointment_at
+    request.appointment_version = (request.appointment_version or 0) + 1
+    session.flush()
+    outbox.cancel_pending(session, request_id, RESCHEDULED_REASON, now)
+    if request.contact_method != TEXT_CONTACT_METHOD:
+        return 0
+    return len(outbox.plan(session, request, planned, now))
+
+
 def change_status(
     reference: str,
     *,
@@ -160,12 +238,16 @@ def change_status(
     expected_status: str,
     note: str,
     staff_username: str,
+    appointment_at: datetime | None = None,
+    planned: PlannedTexts = (),
     url: str | None = None,
 ) -> RequestStatusChange:
     """Moves a request one step along the workflow, with its history entry and audit event.
 
     ``expected_status`` is the status the member of staff saw: if it has changed since, nothing
     is changed and StaleStatusError says so, rather than silently overwriting a colleague's step.
+    Scheduling needs ``appointment_at`` (aware) and plans ``planned``; ending a request cancels
+    its texts not yet sent.
     """
     note = note.strip()
     if len(note) > MAX_NOTE_LENGTH:
@@ -174,6 +256,8 @@ def change_status(
         raise StatusChangeError(
             f"A request that is {expected_status} cannot be marked {to_status}."
         )
+    if to_status == "scheduled" and appointment_at is None:
+        raise StatusChangeError("Enter the appointment's date and time to schedule it.")
     with session_scope(url) as session:
         request_id = session.execute(
             select(AppointmentRequest.id).where(AppointmentRequest.reference == reference)
@@ -204,12 +288,70 @@ def change_status(
             changed_at=utc_now(),
         )
         session.add(change)
+        now = utc_now()
+        texts = ""
+        if to_status == "scheduled":
+            count = _set_appointment(session, request_id, appointment_at, planned, now)
+            texts = f"; {count} texts planned" if count else ""
+        elif to_status in ENDED_REASONS:
+            # A completed test keeps its day-after check-in: that is what it is for.
+            keep = (outbox.CHECKIN_KIND,) if to_status == "completed" else ()
+            count = outbox.cancel_pending(
+                session, request_id, ENDED_REASONS[to_status], now, keep_kinds=keep
+            )
+            texts = f"; {count} texts cancelled" if count else ""
         audit.add_audit_event(
             session,
             action=audit.CHANGE_STATUS,
             staff_username=staff_username,
             request_reference=reference,
-            detail=f"{expected_status} -> {to_status}" + (" (with a note)" if note else ""),
+            detail=f"{expected_status} -> {to_status}" + (" (with a note)" if note else "") + texts,
         )
         session.flush()
         return change
+
+
+def reschedule(
+    reference: str,
+    *,
+    appointment_at: datetime,
+    expected_version: int,
+    planned: PlannedTexts,
+    staff_username: str,
+    url: str | None = None,
+) -> int:
+    """Moves a scheduled appointment: pending texts are cancelled and the new ones planned.
+
+    ``expected_version`` is the appointment version the member of staff saw (compare-and-set,
+    as for statuses). Returns how many texts were planned.
+    """
+    with session_scope(url) as session:
+        request = session.execute(
+            select(AppointmentRequest).where(AppointmentRequest.reference == reference)
+        ).scalar_one_or_none()
+        if request is None:
+            raise RequestNotFoundError(f"There is no request {reference}.")
+        if request.status != "scheduled":
+            raise StatusChangeError("Only a scheduled appointment can be rescheduled.")
+        changed = session.execute(
+            update(AppointmentRequest)
+            .where(
+                AppointmentRequest.id == request.id,
+                AppointmentRequest.appointment_version == expected_version,
+            )
+            .values(appointment_version=expected_version)
+            .execution_options(synchronize_session=False)
+        ).rowcount
+        if changed != 1:
+            raise StaleStatusError(
+                "Someone else changed this appointment in the meantime: please check it."
+            )
+        count = _set_appointment(session, request.id, appointment_at, planned, utc_now())
+        audit.add_audit_event(
+            session,
+            action=audit.RESCHEDULE,
+            staff_username=staff_username,
+            request_reference=reference,
+            detail=f"appointment moved; {count} texts planned",
+        )
+        return count

@@ -10,6 +10,7 @@ from datetime import date
 from sqlalchemy import func, select
 from sqlalchemy.exc import IntegrityError
 
+from appointments import outbox
 from appointments.database import session_scope
 from appointments.models import AppointmentRequest, SmsOptOut, utc_now
 from appointments.screening import (
@@ -235,6 +236,10 @@ def set_sms_opt_out(phone_e164: str, opted_out: bool, url: str | None = None) ->
             else:
                 record.opted_out = opted_out
                 record.opted_out_at = utc_now()
+            if opted_out:
+                outbox.cancel_pending_for_phone(
+                    session, phone_e164, outbox.OPTED_OUT_REASON, utc_now()
+                )
     except IntegrityError:
         # The first message from a number raced another one; the row exists now, so update it.
         with session_scope(url) as session:
@@ -243,6 +248,10 @@ def set_sms_opt_out(phone_e164: str, opted_out: bool, url: str | None = None) ->
             ).scalar_one()
             record.opted_out = opted_out
             record.opted_out_at = utc_now()
+            if opted_out:
+                outbox.cancel_pending_for_phone(
+                    session, phone_e164, outbox.OPTED_OUT_REASON, utc_now()
+                )
 
 
 def is_sms_opted_out(phone_e164: str, url: str | None = None) -> bool:
@@ -251,3 +260,12 @@ def is_sms_opted_out(phone_e164: str, url: str | None = None) -> bool:
             select(SmsOptOut.opted_out).where(SmsOptOut.phone_e164 == phone_e164)
         ).scalar_one_or_none()
     return bool(opted_out)
+
+
+def update_sms_delivery_status(
+    sid: str, twilio_status: str, error_code: str = "", url: str | None = None
+) -> str | None:
+    """Twilio's status callback for one outbound text; returns its new state (None: unknown SID)."""
+    with session_scope(url) as session:
+        row = outbox.update_delivery_status(session, sid, twilio_status, error_code, utc_now())
+        return None if row is None else row.state

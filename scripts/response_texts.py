@@ -42,6 +42,8 @@ SAMPLE_VALUES = {
     "field_label": "phone number",
     "days_since": "47",
     "next_staffed": "tomorrow at 8:00 AM",
+    # outreach/messages.py appointment_time_text
+    "appointment_time": "Tuesday, March 16 at 9:30 AM",
 }
 # The longest value each of those can take, for the SMS length check.
 LONGEST_VALUES = {
@@ -51,6 +53,7 @@ LONGEST_VALUES = {
     "field_label": "answers to the health questions",
     "days_since": "90",
     "next_staffed": "on Wednesday at 12:30 PM",
+    "appointment_time": "Wednesday, September 30 at 12:30 PM",
 }
 
 _PLACEHOLDER = re.compile(r"\{(\w+)\}")
@@ -109,8 +112,7 @@ def longest_clinic() -> ClinicSettings:
     for variable, _default, limit in SETTINGS.values():
         if variable in longest:
             longest[variable] = longest[variable].ljust(limit, "x")[:limit]
-    # Structured details are valid values of their full length, not padded text.
-    longest["CLINIC_TIMEZONE"] = "America/Argentina/ComodRivadavia"
+    # A structured detail: a valid value of its full length, not padded text.
     longest["CLINIC_STAFFED_HOURS"] = (
         "Mon-Thu 07:30-19:00, Fri 07:30-17:00,".ljust(
             SETTINGS["staffed_hours"][2] - len(" Sat 08:00-12:30"), " "

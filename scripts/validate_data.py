@@ -5,6 +5,8 @@ response that a custom action sends (form hints, the fallback's messages, the "t
 details) or the staff inbox sends (handoff/). Those, and only those, are allowed: each must be
 named in actions/ or handoff/ as `"utter_..."`
 or match an f-string that composes names (`f"utter_invalid_{...}"`, `f"utter_{topic}_detail"`).
+Responses the outreach worker sends (outreach/) count as sent by an action too. Intents that only
+buttons' payloads produce (PAYLOAD_ONLY_INTENTS) have no NLU examples on purpose.
 Rasa also warns that slot auto-fill was removed in 3.0 every time it reads slot mappings,
 whatever they are.
 """
@@ -17,6 +19,11 @@ import warnings
 from pathlib import Path
 
 REPO_ROOT = Path(__file__).resolve().parent.parent
+# Sent only as button payloads: classifying free text as one of them would be a mistake.
+PAYLOAD_ONLY_INTENTS = {"checkin_reply"}
+NO_EXAMPLES = re.compile(
+    r"The intent '(\w+)' is listed in the domain file, but is not found in the NLU"
+)
 UNUSED_RESPONSE = re.compile(r"The utterance '(utter_\w+)' is not used in any story or rule\.")
 ALWAYS_RAISED = "Slot auto-fill has been removed in 3.0"
 # An f-string naming responses, e.g. f"utter_invalid_{hint or 'empty'}" or f"utter_{topic}_detail".
@@ -35,7 +42,12 @@ def responses_sent_by_actions() -> tuple[set[str], list[re.Pattern[str]]]:
     """
     names: set[str] = set()
     patterns: set[str] = set()
-    for path in [*(REPO_ROOT / "actions").glob("*.py"), *(REPO_ROOT / "handoff").glob("*.py")]:
+    sources = [
+        *(REPO_ROOT / "actions").glob("*.py"),
+        *(REPO_ROOT / "outreach").glob("*.py"),
+        *(REPO_ROOT / "handoff").glob("*.py"),
+    ]
+    for path in sources:
         source = path.read_text()
         names |= set(re.findall(r"[\"'](utter_\w+)[\"']", source))
         for _, template in COMPOSED_NAME.findall(source):
@@ -76,6 +88,9 @@ def main() -> int:
     for warning in caught:
         message = str(warning.message)
         if not issubclass(warning.category, UserWarning) or message.startswith(ALWAYS_RAISED):
+            continue
+        no_examples = NO_EXAMPLES.search(message)
+        if no_examples and no_examples.group(1) in PAYLOAD_ONLY_INTENTS:
             continue
         unused = UNUSED_RESPONSE.search(message)
         if unused and (

@@ -187,6 +187,7 @@ def test_the_whole_workflow_with_history_and_audit(database_url: str) -> None:
     steps = [("new", "contacted", "Left a voicemail"), ("contacted", "scheduled", "")]
     steps.append(("scheduled", "completed", "Done"))
 
+    appointment_at = datetime(2030, 5, 10, 14, 30, tzinfo=timezone.utc)
     for from_status, to_status, note in steps:
         change_status(
             reference,
@@ -194,6 +195,7 @@ def test_the_whole_workflow_with_history_and_audit(database_url: str) -> None:
             expected_status=from_status,
             note=note,
             staff_username="alice",
+            appointment_at=appointment_at if to_status == "scheduled" else None,
             url=database_url,
         )
         assert _status(database_url, reference) == to_status

@@ -3,8 +3,10 @@
 In headless Chromium, a patient on the clinic page asks for a person (one browser context); a
 member of staff (another context) sees her in the inbox without reloading, takes over, writes,
 sees her reply live, and hands back; the assistant then answers her again. A second member of
-staff sees who holds the conversation and cannot take it. Over HTTP: while held, the assistant
-sends nothing, also after a restart of the Rasa server and in a new session after expiry.
+staff sees who holds the conversation and cannot take it. The same over SMS, with signed
+webhook posts in and the local stand-in for Twilio's Messages API out (scripts/twilio_standin.py).
+Over HTTP: while held, the assistant sends nothing, also after a restart of the Rasa server and
+in a new session after expiry.
 Without Chromium the browser test is skipped, except in CI (env CI set), where it fails.
 """
 
@@ -12,6 +14,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import secrets
 import shutil
 import sqlite3
@@ -39,6 +42,7 @@ from scripts.assistant_servers import (
     stop_processes,
     wait_until_up,
 )
+from scripts.twilio_standin import StandInServer
 from web import clinic_page
 
 ARTIFACTS = REPO_ROOT / "tests" / "artifacts"
@@ -58,13 +62,25 @@ def skip_or_fail(reason: str) -> None:
 
 
 @pytest.fixture(scope="module")
-def staffed_assistant(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Assistant]:
-    """The assistant with staff on duty at every hour, and a web origin of its own."""
+def twilio_standin() -> Iterator[StandInServer]:
+    with StandInServer() as server:
+        yield server
+
+
+@pytest.fixture(scope="module")
+def staffed_assistant(
+    tmp_path_factory: pytest.TempPathFactory, twilio_standin: StandInServer
+) -> Iterator[Assistant]:
+    """The assistant with staff on duty at every hour, a web origin of its own, and Twilio's
+    API pointed at the local stand-in."""
     workdir = tmp_path_factory.mktemp("takeover")
     extra = {
         "CLINIC_STAFFED_HOURS": "Mon-Sun 00:00-23:59",
         "WEB_ORIGIN": f"http://localhost:{free_port()}",
         "RASA_API_TOKEN": secrets.token_hex(16),
+        "TWILIO_ACCOUNT_SID": "AC" + "0" * 32,
+        "TWILIO_FROM_NUMBER": "+15005550006",
+        "TWILIO_API_BASE_URL": twilio_standin.url,
     }
     with start_assistant(workdir, f"sqlite:///{workdir / 'appointments.db'}", extra) as running:
         for name in (HOLDER, OTHER):
@@ -365,3 +381,96 @@ def test_an_idle_hold_returns_to_the_inbox_and_the_assistant_answers_meanwhile(
     )
     # Back in the inbox: another member of staff can take it now.
     assert takeover.take_over(handoff_id, OTHER, url=rasa_api.database_url).held_by == OTHER
+
+
+# --- The same over SMS ------------------------------------------------------------------------
+
+PATIENT_PHONE = "+12015550163"
+CSRF = re.compile(r'name="csrf_token" (?:type="hidden" )?value="([^"]+)"')
+
+
+def _text_in(assistant: Assistant, body: str) -> str:
+    """Posts an SMS as Twilio does (signed); returns the TwiML reply's texts."""
+    from twilio.request_validator import RequestValidator
+
+    url = f"{assistant.rasa_url}/webhooks/twilio/webhook"
+    params = {
+        "From": PATIENT_PHONE,
+        "To": "+15005550006",
+        "Body": body,
+        "MessageSid": "SM" + secrets.token_hex(16),
+    }
+    signature = RequestValidator(assistant.env["TWILIO_AUTH_TOKEN"]).compute_signature(url, params)
+    reply = requests.post(url, data=params, headers={"X-Twilio-Signature": signature}, timeout=60)
+    reply.raise_for_status()
+    return "\n".join(re.findall(r"<Message>(.*?)</Message>", reply.text, flags=re.S))
+
+
+def _texts_out(standin: StandInServer) -> list[str]:
+    return [message["body"] for message in standin.state.posted_to(PATIENT_PHONE)]
+
+
+def _wait_for_text(standin: StandInServer, count: int, expected: str) -> str:
+    deadline = time.monotonic() + 30
+    while time.monotonic() < deadline:
+        texts = _texts_out(standin)
+        if len(texts) > count and expected in "\n".join(texts[count:]):
+            return "\n".join(texts[count:])
+        time.sleep(0.2)
+    raise AssertionError(f"no text with {expected!r}: {_texts_out(standin)[count:]}")
+
+
+class StaffBrowser:
+    """A member of staff's signed-in session against the web app, posting its forms' CSRF token."""
+
+    def __init__(self, web_url: str, username: str) -> None:
+        self.web_url = web_url
+        self.http = requests.Session()
+        self.post(
+            "/staff/login", "/staff/login", {"username": username, "password": STAFF_PASSWORD}
+        )
+
+    def get(self, path: str) -> requests.Response:
+        return self.http.get(f"{self.web_url}{path}", timeout=30)
+
+    def post(self, page: str, action: str, data: dict | None = None) -> requests.Response:
+        token = CSRF.search(self.get(page).text).group(1)
+        return self.http.post(
+            f"{self.web_url}{action}", data={**(data or {}), "csrf_token": token}, timeout=60
+        )
+
+
+def test_a_person_answers_an_sms_patient_from_the_inbox_and_hands_her_back(
+    web_url: str, staffed_assistant: Assistant, twilio_standin: StandInServer
+) -> None:
+    assert "Talk to a person" in _text_in(staffed_assistant, "hi")
+    # The menu's numbered choices: 6 is "Talk to a person".
+    assert "member of our team to text you" in _text_in(staffed_assistant, "6")
+
+    staff = StaffBrowser(web_url, HOLDER)
+    rows = staff.get("/staff/inbox.json").json()["conversations"]
+    (row,) = [row for row in rows if row["channel"] == "SMS" and row["status"] == "waiting"]
+    assert row["reason"] == "Asked for a person" and PATIENT_PHONE not in str(rows)
+    page = row["url"]
+
+    sent = len(_texts_out(twilio_standin))
+    staff.post(page, f"{page}/take-over")
+    assert "You are texting with a person" in _wait_for_text(twilio_standin, sent, "here now")
+
+    sent = len(_texts_out(twilio_standin))
+    staff.post(page, f"{page}/message", {"text": STAFF_MESSAGE})
+    _wait_for_text(twilio_standin, sent, "this is Dana from the clinic")
+
+    # Her reply gets no answer from the assistant; the staff page sees it.
+    assert _text_in(staffed_assistant, PATIENT_REPLY) == ""
+    polled = staff.get(f"{page}/messages.json").json()
+    assert PATIENT_REPLY in [m["text"] for m in polled["messages"] if m["speaker"] == "patient"]
+    assert polled["holds_it"] is True
+
+    sent = len(_texts_out(twilio_standin))
+    staff.post(page, f"{page}/hand-back")
+    assert "911 in an emergency" in _wait_for_text(twilio_standin, sent, "chat bot again")
+    assert "cramping" in _text_in(staffed_assistant, "does an hsg hurt")
+
+    actions = [(a, u) for a, u, _ in _audit(staffed_assistant.database_url)]
+    assert actions.count(("take_over", HOLDER)) >= 1 and ("hand_back", HOLDER) in actions

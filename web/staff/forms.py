@@ -12,6 +12,7 @@ from wtforms import (
     StringField,
     SubmitField,
     TextAreaField,
+    TimeField,
 )
 from wtforms.form import Form
 from wtforms.validators import AnyOf, DataRequired, InputRequired, Length, Optional, ValidationError
@@ -84,6 +85,7 @@ class FilterForm(Form):
     created_from = DateField("Received from", validators=[Optional(), within_filter_dates])
     created_to = DateField("Received to", validators=[Optional(), within_filter_dates])
     attention = BooleanField("Only requests needing attention")
+    flagged = BooleanField("Only flagged requests (replies and texts that need staff)")
 
     def validate(self, extra_validators=None) -> bool:
         valid = super().validate(extra_validators)
@@ -109,7 +111,23 @@ class StatusChangeForm(FlaskForm):
         validators=[Optional(), Length(max=MAX_NOTE_LENGTH)],
         render_kw={"rows": 3, "maxlength": MAX_NOTE_LENGTH},
     )
+    # Needed when the new status is "scheduled"; in the clinic's time zone.
+    appointment_date = DateField("Appointment date (for Scheduled)", validators=[Optional()])
+    appointment_time = TimeField("Appointment time (for Scheduled)", validators=[Optional()])
     submit = SubmitField("Update status")
+
+
+class RescheduleForm(FlaskForm):
+    """A new date and time for a scheduled appointment; its texts are planned again."""
+
+    expected_version = HiddenField(validators=[InputRequired()])
+    appointment_date = DateField("New date", validators=[InputRequired()])
+    appointment_time = TimeField("New time", validators=[InputRequired()])
+    submit = SubmitField("Reschedule")
+
+
+class ClearFlagsForm(FlaskForm):
+    submit = SubmitField("Mark flags as dealt with")
 
 
 class AuditFilterForm(Form):

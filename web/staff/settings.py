@@ -5,11 +5,13 @@ from __future__ import annotations
 import logging
 import os
 from datetime import timedelta
-from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
+from zoneinfo import ZoneInfo
 
 from flask import Flask
 
 from appointments.database import REPO_ROOT
+from clinic.settings import clinic_timezone as load_clinic_timezone
+from clinic.settings import zone_named
 from handoff.takeover import idle_timeout
 from server_secrets import load_secret_key
 
@@ -26,11 +28,8 @@ def env_flag(name: str, default: bool = False) -> bool:
 
 
 def clinic_timezone(name: str) -> ZoneInfo:
-    try:
-        return ZoneInfo(name)
-    except (ZoneInfoNotFoundError, ValueError):
-        logger.warning("Unknown time zone %r in CLINIC_TIMEZONE; showing times in UTC", name)
-        return ZoneInfo("UTC")
+    """The zone the staff area shows times in (``STAFF_TIMEZONE``; clinic/settings.py reads it)."""
+    return zone_named(name)
 
 
 def configure_app(app: Flask) -> None:
@@ -59,7 +58,8 @@ def configure_app(app: Flask) -> None:
     # SESSION_COOKIE_SECURE=true wherever the site is served over HTTPS.
     if not config.get("SESSION_COOKIE_SECURE"):
         config["SESSION_COOKIE_SECURE"] = env_flag("SESSION_COOKIE_SECURE")
-    config.setdefault("STAFF_TIMEZONE", os.environ.get("CLINIC_TIMEZONE", "UTC"))
+    # A test or an embedding app may name another zone; otherwise the clinic's (clinic/settings.py).
+    config.setdefault("STAFF_TIMEZONE", load_clinic_timezone().key)
     config.setdefault("STAFF_PAGE_SIZE", 25)
     config.setdefault("STAFF_AUDIT_PAGE_SIZE", 50)
     # A taken-over conversation whose holder has not written for this long goes back to the inbox.

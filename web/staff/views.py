@@ -8,7 +8,8 @@ from __future__ import annotations
 
 import logging
 import time
-from datetime import date, datetime
+from datetime import date, datetime, timezone
+from datetime import time as time_of_day
 from functools import lru_cache
 from typing import Any
 from urllib.parse import urlsplit
@@ -35,6 +36,7 @@ from wtforms.validators import ValidationError
 
 from appointments import audit
 from appointments.models import AppointmentRequest, utc_now
+from appointments.outbox import FLAG_LABELS, STATE_LABELS
 from appointments.request_review import (
     MAX_SEARCH_LENGTH,
     NEXT_STATUSES,
@@ -44,10 +46,14 @@ from appointments.request_review import (
     StaleStatusError,
     StatusChangeError,
     change_status,
+    clear_flags,
+    count_flagged_requests,
     count_new_requests,
     list_requests,
     requests_for_export,
+    reschedule,
     status_history,
+    texts_and_flags,
 )
 from appointments.requests import get_appointment_request
 from appointments.screening import (
@@ -64,14 +70,17 @@ from appointments.staff_accounts import (
     end_all_sessions,
 )
 from clinic.settings import load_clinic_settings
+from outreach.plan import KIND_LABELS, plan_messages
 from web.staff.auth import StaffIdentity, admin_required, login_manager
 from web.staff.export import requests_csv
 from web.staff.forms import (
     CHANNEL_LABELS,
     AuditFilterForm,
+    ClearFlagsForm,
     ExportForm,
     FilterForm,
     LoginForm,
+    RescheduleForm,
     SearchForm,
     StatusChangeForm,
 )
@@ -90,7 +99,7 @@ blueprint = Blueprint(
 )
 
 UNSAFE_METHODS = frozenset({"POST", "PUT", "PATCH", "DELETE"})
-FILTER_PARAMETERS = ("status", "channel", "created_from", "created_to", "attention")
+FILTER_PARAMETERS = ("status", "channel", "created_from", "created_to", "attention", "flagged")
 # Where earlier versions kept the search term, readable in the cookie: removed on sight.
 LEGACY_SEARCH_SESSION_KEY = "staff_search"
 LAST_SEEN_SESSION_KEY = "staff_last_seen"
@@ -213,7 +222,16 @@ def template_context() -> dict[str, Any]:
         "channel_labels": CHANNEL_LABELS,
         "answer_labels": ANSWER_LABELS,
         "action_labels": audit.ACTION_LABELS,
+        "text_kind_labels": KIND_LABELS,
+        "text_state_labels": STATE_LABELS,
+        "flag_labels": FLAG_LABELS,
+        "flagged_count": _flagged_count,
     }
+
+
+def _flagged_count() -> int:
+    """Requests with open flags, for the navigation (called by the template when signed in)."""
+    return count_flagged_requests(url=_database_url())
 
 
 @blueprint.app_template_filter("staff_time")
@@ -425,6 +443,7 @@ def _filter_arguments(form: FilterForm) -> dict[str, str]:
         "created_from": _valid(form.created_from),
         "created_to": _valid(form.created_to),
         "attention": "y" if form.attention.data else None,
+        "flagged": "y" if form.flagged.data else None,
     }
     return {name: str(value) for name, value in values.items() if value}
 
@@ -437,6 +456,7 @@ def _filters(form: FilterForm, search: str | None) -> RequestFilters:
         created_from=_valid(form.created_from),
         created_to=_valid(form.created_to),
         needs_attention=bool(form.attention.data),
+        flagged=bool(form.flagged.data),
         search=search,
         zone=clinic_zone(),
     )
@@ -561,7 +581,10 @@ def _status_form(current_status: str, form: StatusChangeForm | None = None) -> S
 
 
 def _render_detail(
-    appointment: AppointmentRequest, form: StatusChangeForm, status: int = 200
+    appointment: AppointmentRequest,
+    form: StatusChangeForm,
+    status: int = 200,
+    reschedule_form: RescheduleForm | None = None,
 ) -> tuple[str, int]:
     try:
         transcript = load_transcript(
@@ -576,15 +599,33 @@ def _render_detail(
         (label, getattr(appointment, field), getattr(appointment, field) in FLAGGED_ANSWERS)
         for field, label in SCREENING_QUESTIONS
     ]
+    texts, flags = texts_and_flags(appointment.id, url=_database_url())
+    if reschedule_form is None:
+        local = (
+            appointment.appointment_at.astimezone(clinic_zone())
+            if appointment.appointment_at
+            else None
+        )
+        reschedule_form = RescheduleForm(
+            formdata=None,
+            expected_version=appointment.appointment_version,
+            appointment_date=local.date() if local else None,
+            appointment_time=local.time().replace(tzinfo=None) if local else None,
+        )
     page = render_template(
         "staff/request_detail.html",
         appointment=appointment,
+        texts=texts,
+        flags=flags,
+        reschedule_form=reschedule_form,
+        clear_flags_form=ClearFlagsForm(),
         screening=screening,
         attention=stored_request_reasons(appointment),
         history=status_history(appointment.id, url=_database_url()),
         form=form,
         transcript=transcript,
         transcript_unavailable=transcript_unavailable,
+        clinic_zone_name=clinic_zone().key,
         active="requests",
     )
     return page, status
@@ -612,6 +653,12 @@ def update_status(reference: str) -> Any:
     form = _status_form(appointment.status, StatusChangeForm())
     if not form.validate_on_submit():
         return _render_detail(appointment, form, status=400)
+    appointment_at = None
+    if form.to_status.data == "scheduled":
+        if not (form.appointment_date.data and form.appointment_time.data):
+            form.appointment_date.errors = ["Enter the appointment's date and time to schedule it."]
+            return _render_detail(appointment, form, status=400)
+        appointment_at = _clinic_datetime(form.appointment_date.data, form.appointment_time.data)
     try:
         change = change_status(
             appointment.reference,
@@ -619,6 +666,8 @@ def update_status(reference: str) -> Any:
             expected_status=form.expected_status.data,
             note=form.note.data or "",
             staff_username=_username(),
+            appointment_at=appointment_at,
+            planned=_planned_texts(appointment_at) if appointment_at else (),
             url=_database_url(),
         )
     except StaleStatusError as error:
@@ -628,6 +677,57 @@ def update_status(reference: str) -> Any:
         return _render_detail(appointment, form, status=400)
     else:
         flash(f"Marked {STATUS_LABELS[change.to_status].lower()}.", "success")
+    return redirect(url_for("staff.request_detail", reference=appointment.reference))
+
+
+def _clinic_datetime(day: date, at: time_of_day) -> datetime:
+    """A date and time staff entered, read in the clinic's zone, as UTC."""
+    return datetime.combine(day, at, tzinfo=clinic_zone()).astimezone(timezone.utc)
+
+
+def _planned_texts(appointment_at: datetime) -> list[tuple[str, datetime, datetime]]:
+    return [
+        (message.kind, message.due_at, message.useful_until)
+        for message in plan_messages(appointment_at, clinic_zone(), utc_now())
+    ]
+
+
+@blueprint.route("/requests/<reference>/appointment", methods=["POST"])
+@login_required
+def reschedule_appointment(reference: str) -> Any:
+    """Moves a scheduled appointment; pending texts are cancelled and planned again (audited)."""
+    appointment = _request_or_404(reference)
+    form = RescheduleForm()
+    if not form.validate_on_submit() or not form.expected_version.data.isdigit():
+        return _render_detail(
+            appointment, _status_form(appointment.status), status=400, reschedule_form=form
+        )
+    appointment_at = _clinic_datetime(form.appointment_date.data, form.appointment_time.data)
+    try:
+        count = reschedule(
+            appointment.reference,
+            appointment_at=appointment_at,
+            expected_version=int(form.expected_version.data),
+            planned=_planned_texts(appointment_at),
+            staff_username=_username(),
+            url=_database_url(),
+        )
+    except StatusChangeError as error:
+        flash(str(error), "error")
+    else:
+        flash(f"Rescheduled; {count} texts planned.", "success")
+    return redirect(url_for("staff.request_detail", reference=appointment.reference))
+
+
+@blueprint.route("/requests/<reference>/flags/clear", methods=["POST"])
+@login_required
+def clear_request_flags(reference: str) -> Any:
+    """Marks the request's flags as dealt with (audited)."""
+    appointment = _request_or_404(reference)
+    if not ClearFlagsForm().validate_on_submit():
+        abort(400)
+    count = clear_flags(appointment.reference, _username(), url=_database_url())
+    flash(f"{count} flag(s) marked as dealt with.", "success")
     return redirect(url_for("staff.request_detail", reference=appointment.reference))
 
 

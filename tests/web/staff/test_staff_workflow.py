@@ -20,11 +20,11 @@ def _status(url: str, reference: str) -> str:
 
 def _change(client, reference: str, expected: str, to_status: str, note: str = ""):
     page = f"/staff/requests/{reference}"
-    return client.post_form(
-        page,
-        f"{page}/status",
-        {"expected_status": expected, "to_status": to_status, "note": note},
-    )
+    fields = {"expected_status": expected, "to_status": to_status, "note": note}
+    if to_status == "scheduled":
+        # Scheduling needs the appointment's date and time (clinic time).
+        fields.update(appointment_date="2030-05-10", appointment_time="09:30")
+    return client.post_form(page, f"{page}/status", fields)
 
 
 def _change_events(url: str, reference: str) -> list[tuple]:

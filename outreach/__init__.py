@@ -1,0 +1,1 @@
+"""The message plan of a scheduled request, its worker and the Twilio sender."""
