@@ -103,6 +103,9 @@ FILTER_PARAMETERS = ("status", "channel", "created_from", "created_to", "attenti
 # Where earlier versions kept the search term, readable in the cookie: removed on sight.
 LEGACY_SEARCH_SESSION_KEY = "staff_search"
 LAST_SEEN_SESSION_KEY = "staff_last_seen"
+# Polled by the pages' script every few seconds (web/staff/inbox.py): they are not activity,
+# or an open tab would never be signed out after the inactivity timeout.
+PASSIVE_ENDPOINTS = frozenset({"staff.inbox_json", "staff.inbox_messages"})
 # Scripts only from the staff area's own files (the inbox's polling, static/live.js), never
 # inline, and requests only to this site.
 CONTENT_SECURITY_POLICY = (
@@ -183,7 +186,8 @@ def check_session_and_csrf() -> Response | None:
             _end_session(f"You were signed out after {minutes} minutes without activity.")
             next_path = request.full_path if request.method == "GET" else None
             return redirect(url_for("staff.login", next=next_path))
-        session[LAST_SEEN_SESSION_KEY] = int(_now_seconds())
+        if request.endpoint not in PASSIVE_ENDPOINTS:
+            session[LAST_SEEN_SESSION_KEY] = int(_now_seconds())
     if request.method in UNSAFE_METHODS:
         if request.endpoint != "staff.login" and not current_user.is_authenticated:
             # Nothing is done for a signed-out visitor. No "next": it would be a POST-only URL.

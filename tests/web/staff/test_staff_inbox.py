@@ -141,3 +141,16 @@ def test_an_admin_sees_groups_and_exports_the_texts_audited(client, database_url
     actions = _actions(database_url)
     assert any(a == "view_insights" and "3 message(s) in 2 group(s)" in d for a, _, d in actions)
     assert ("export_insights", "root", "CSV of 3 unanswered message(s), last 12 weeks") in actions
+
+
+def test_the_pages_polling_does_not_keep_a_session_alive(signed_in, monkeypatch, waiting) -> None:
+    from web.staff import views
+
+    start = views._now_seconds()
+    for minutes in (10, 20, 29):
+        monkeypatch.setattr(views, "_now_seconds", lambda minutes=minutes: start + minutes * 60)
+        assert signed_in.get("/staff/inbox.json").status_code == 200
+        assert signed_in.get(f"/staff/inbox/{waiting}/messages.json").status_code == 200
+    monkeypatch.setattr(views, "_now_seconds", lambda: start + 31 * 60)
+    response = signed_in.get("/staff/inbox.json")
+    assert response.status_code == 302 and "/staff/login" in response.location
