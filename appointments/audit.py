@@ -38,6 +38,7 @@ TAKE_OVER = "take_over"
 TAKE_OVER_REFUSED = "take_over_refused"
 STAFF_MESSAGE = "staff_message"
 HAND_BACK = "hand_back"
+CLOSE_WITHOUT_JOINING = "inbox_closed"
 VIEW_INSIGHTS = "view_insights"
 EXPORT_INSIGHTS = "export_insights"
 RESCHEDULE = "reschedule"
@@ -69,6 +70,7 @@ ACTION_LABELS = {
     TAKE_OVER_REFUSED: "Take-over refused: held",
     STAFF_MESSAGE: "Sent message to patient",
     HAND_BACK: "Handed back to assistant",
+    CLOSE_WITHOUT_JOINING: "Closed inbox item without joining",
     VIEW_INSIGHTS: "Viewed insights",
     EXPORT_INSIGHTS: "Exported unanswered texts",
     RESCHEDULE: "Rescheduled appointment",

@@ -196,6 +196,28 @@ def hand_back(
     return row
 
 
+def close_waiting(
+    session: Session, handoff_id: int, staff_username: str, now: datetime | None = None
+) -> HandoffRequest:
+    """Closes a waiting row without taking it over (nothing for a person to do); HoldError if held."""
+    now = now or utc_now()
+    closed = session.execute(
+        update(HandoffRequest)
+        .where(HandoffRequest.id == handoff_id, HandoffRequest.status == WAITING)
+        .values(status=CLOSED, closed_at=now, closed_by=staff_username)
+        .execution_options(synchronize_session=False)
+    ).rowcount
+    row = session.get(HandoffRequest, handoff_id)
+    if row is None:
+        raise HoldError("There is no such conversation in the inbox.")
+    session.refresh(row)
+    if closed != 1:
+        if row.status == HELD:
+            raise HoldError(f"{row.held_by} is answering this conversation.", row.held_by)
+        raise HoldError("This conversation has already left the inbox.")
+    return row
+
+
 def idle_holds(session: Session, idle_for: timedelta, now: datetime | None = None) -> list[int]:
     """Ids of held conversations whose holder has not acted for ``idle_for``."""
     cutoff = (now or utc_now()) - idle_for

@@ -220,6 +220,20 @@ def hand_back(handoff_id: int, staff_username: str, url: str | None = None) -> N
         )
 
 
+def close_without_joining(handoff_id: int, staff_username: str, url: str | None = None) -> None:
+    """Takes a waiting conversation out of the inbox without joining it (the assistant is not
+    paused, so nothing is said to the patient): e.g. a question about warning signs, answered."""
+    with session_scope(url) as session:
+        row = store.close_waiting(session, handoff_id, staff_username)
+        audit.add_audit_event(
+            session,
+            action=audit.CLOSE_WITHOUT_JOINING,
+            staff_username=staff_username,
+            request_reference=row.request_reference,
+            detail=_detail(row),
+        )
+
+
 def release_idle_holds(
     idle_for: timedelta, now: datetime | None = None, url: str | None = None
 ) -> int:

@@ -247,3 +247,17 @@ def inbox_hand_back(handoff_id: int) -> Any:
         return _back(handoff_id)
     flash("Handed back to the assistant.", "success")
     return redirect(url_for("staff.inbox"))
+
+
+@blueprint.route("/inbox/<int:handoff_id>/close", methods=["POST"])
+@login_required
+def inbox_close(handoff_id: int) -> Any:
+    """Takes a waiting conversation out of the inbox without joining it; audited."""
+    _conversation_or_404(handoff_id)
+    try:
+        takeover.close_without_joining(handoff_id, _username(), url=_database_url())
+    except takeover.HoldError as error:
+        flash(str(error), "error")
+        return _back(handoff_id)
+    flash("Closed without joining. The assistant carries on.", "success")
+    return redirect(url_for("staff.inbox"))

@@ -154,3 +154,15 @@ def test_the_pages_polling_does_not_keep_a_session_alive(signed_in, monkeypatch,
     monkeypatch.setattr(views, "_now_seconds", lambda: start + 31 * 60)
     response = signed_in.get("/staff/inbox.json")
     assert response.status_code == 302 and "/staff/login" in response.location
+
+
+def test_a_waiting_conversation_can_be_closed_without_joining_audited(
+    signed_in, database_url, waiting
+) -> None:
+    page = f"/staff/inbox/{waiting}"
+    response = signed_in.post_form(page, f"{page}/close", follow_redirects=True)
+    assert "Closed without joining" in response.get_data(as_text=True)
+    assert signed_in.get("/staff/inbox.json").get_json()["conversations"] == []
+    assert ("inbox_closed", "alice", f"conversation #{waiting} (SMS)") in _actions(database_url)
+    again = signed_in.post_form(page, f"{page}/close", follow_redirects=True)
+    assert "already left the inbox" in again.get_data(as_text=True)
