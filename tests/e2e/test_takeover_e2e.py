@@ -85,7 +85,11 @@ def staffed_assistant(
     with start_assistant(workdir, f"sqlite:///{workdir / 'appointments.db'}", extra) as running:
         for name in (HOLDER, OTHER):
             create_staff_user(name, STAFF_PASSWORD, role="staff", url=running.database_url)
-        yield running
+        try:
+            yield running
+        finally:
+            # A server restarted by a test is not among those start_assistant stops.
+            stop_processes(list(running.processes.values()))
     dispose_engines()
 
 
