@@ -16,7 +16,6 @@ from dataclasses import dataclass, field
 from datetime import datetime, tzinfo
 
 import numpy as np
-from sklearn.cluster import AgglomerativeClustering
 
 # Cosine distance (1 - similarity) under which messages share a group, on average. Rewordings
 # of one question measured 0.15-0.65 with this encoder, different questions 0.73 and more
@@ -88,6 +87,10 @@ def group_labels(
 def _labels(vectors: np.ndarray, threshold: float) -> list[int]:
     if len(vectors) < 2:
         return [0] * len(vectors)
+    # Imported here: scikit-learn takes a noticeable part of a second to import, and every web
+    # worker imports this module at start, while only the insights page clusters.
+    from sklearn.cluster import AgglomerativeClustering
+
     clustering = AgglomerativeClustering(
         n_clusters=None,
         distance_threshold=threshold,
