@@ -5,6 +5,9 @@ them as buttons, one tap from the right answer, instead of "please rephrase"; a 
 guess is answered at once, never offered behind a button. Every reply here ends with the same safety-net line (domain/base.yml): a patient the assistant
 could not understand may be trying to report a warning sign, so each one gets the clinic phone
 and 911 whatever else went wrong.
+
+Each message not understood is kept for the insights page (handoff/recording.py), and a second
+one in a row puts the conversation in the staff inbox.
 """
 
 from __future__ import annotations
@@ -16,6 +19,9 @@ from rasa_sdk.events import EventType, UserUtteranceReverted
 from rasa_sdk.executor import CollectingDispatcher
 
 from actions.topic_choice import WARNING_SIGNS, likely_topics, topic_button
+from appointments import unanswered
+from appointments.handoffs import NOT_UNDERSTOOD_TWICE, WARNING_SIGN
+from handoff.recording import record_need, record_unanswered_message
 
 FALLBACK_INTENT = "nlu_fallback"
 GUARD_REASON_KEY = "guard_reason"  # set by nlu_components.message_guard
@@ -51,8 +57,11 @@ def consecutive_fallbacks(tracker: Tracker) -> int:
     return count
 
 
-def offer_likely_topics(dispatcher: CollectingDispatcher, topics: list[str]) -> None:
-    """The likely topics as buttons; a warning_signs guess answered first; none: please rephrase."""
+def offer_likely_topics(dispatcher: CollectingDispatcher, topics: list[str]) -> str | None:
+    """The likely topics as buttons; a warning_signs guess answered first; none: please rephrase.
+
+    Returns what was sent, as an insights kind (None: only the warning-signs answer).
+    """
     if WARNING_SIGNS in topics:
         dispatcher.utter_message(response=WARNING_SIGNS_RESPONSE)
     choices = [topic for topic in topics if topic != WARNING_SIGNS]
@@ -60,8 +69,11 @@ def offer_likely_topics(dispatcher: CollectingDispatcher, topics: list[str]) -> 
         dispatcher.utter_message(
             response=CHOICES_RESPONSE, buttons=[topic_button(topic) for topic in choices]
         )
-    elif WARNING_SIGNS not in topics:
+        return unanswered.FALLBACK
+    if WARNING_SIGNS not in topics:
         dispatcher.utter_message(response=REPHRASE_RESPONSE)
+        return unanswered.REPHRASE
+    return None
 
 
 class ActionHandleFallback(Action):
@@ -75,12 +87,24 @@ class ActionHandleFallback(Action):
         domain: Dict[Text, Any],
     ) -> List[EventType]:
         reason = tracker.latest_message.get(GUARD_REASON_KEY)
+        text = tracker.latest_message.get("text") or ""
         if reason in RESPONSE_FOR_GUARD_REASON:
             dispatcher.utter_message(response=RESPONSE_FOR_GUARD_REASON[reason])
         elif consecutive_fallbacks(tracker) >= 2:
             dispatcher.utter_message(response=PHONE_LINE_RESPONSE)
+            record_need(
+                tracker.sender_id,
+                NOT_UNDERSTOOD_TWICE,
+                unanswered_kind=unanswered.PHONE_LINE,
+                text=text,
+            )
         else:
-            offer_likely_topics(dispatcher, likely_topics(tracker.latest_message))
+            topics = likely_topics(tracker.latest_message)
+            kind = offer_likely_topics(dispatcher, topics)
+            if WARNING_SIGNS in topics:
+                record_need(tracker.sender_id, WARNING_SIGN)
+            if kind:
+                record_unanswered_message(tracker.sender_id, kind, text)
         # As Rasa's own fallback does: forget the message, so the dialogue (and an active
         # form) carries on from where it was, and the policies' next step is to listen.
         return [UserUtteranceReverted()]

@@ -1,5 +1,6 @@
 """The staff audit log: who listed, searched, viewed, changed or exported which request, every
-sign-in, every refusal, and accounts deactivated or reactivated.
+sign-in, every refusal, accounts deactivated or reactivated, and the staff inbox: who viewed,
+took over, wrote in (never what) and handed back which conversation, and the insights.
 
 An event never holds patient details or a search term (which may be a patient's name or phone).
 """
@@ -31,10 +32,21 @@ VIEW_AUDIT_LOG = "view_audit_log"
 ACCESS_DENIED = "access_denied"
 ACCOUNT_DEACTIVATED = "account_deactivated"
 ACCOUNT_REACTIVATED = "account_reactivated"
+VIEW_INBOX = "view_inbox"
+VIEW_CONVERSATION = "view_conversation"
+TAKE_OVER = "take_over"
+TAKE_OVER_REFUSED = "take_over_refused"
+STAFF_MESSAGE = "staff_message"
+HAND_BACK = "hand_back"
+CLOSE_WITHOUT_JOINING = "inbox_closed"
+VIEW_INSIGHTS = "view_insights"
+EXPORT_INSIGHTS = "export_insights"
 RESCHEDULE = "reschedule"
 CLEAR_FLAGS = "clear_flags"
 # Not a staff member's act: the retention purge (appointments/retention.py), counts only.
 PURGE = "retention_purge"
+# Not a staff member's act either: a held conversation left idle went back to the inbox.
+HOLD_RELEASED = "hold_released"
 
 ACTION_LABELS = {
     LOGIN: "Signed in",
@@ -52,9 +64,19 @@ ACTION_LABELS = {
     ACCESS_DENIED: "Refused: not allowed",
     ACCOUNT_DEACTIVATED: "Account deactivated",
     ACCOUNT_REACTIVATED: "Account reactivated",
+    VIEW_INBOX: "Viewed inbox",
+    VIEW_CONVERSATION: "Viewed conversation",
+    TAKE_OVER: "Took over conversation",
+    TAKE_OVER_REFUSED: "Take-over refused: held",
+    STAFF_MESSAGE: "Sent message to patient",
+    HAND_BACK: "Handed back to assistant",
+    CLOSE_WITHOUT_JOINING: "Closed inbox item without joining",
+    VIEW_INSIGHTS: "Viewed insights",
+    EXPORT_INSIGHTS: "Exported unanswered texts",
     RESCHEDULE: "Rescheduled appointment",
     CLEAR_FLAGS: "Cleared flags",
     PURGE: "Purged old records",
+    HOLD_RELEASED: "Idle hold returned to inbox",
 }
 MAX_DETAIL_LENGTH = 200
 

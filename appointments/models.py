@@ -214,6 +214,55 @@ class StaffLoginFailure(Base):
         )
 
 
+class HandoffRequest(Base):
+    """A conversation that needs a person (the staff inbox), and who holds it while taken over.
+
+    One open row (waiting or held) per conversation; a closed row is history. The holder is
+    claimed by compare-and-set on ``status`` (appointments/handoffs.py), so two members of staff
+    never hold the same conversation.
+    """
+
+    __tablename__ = "handoff_requests"
+
+    id = Column(Integer, primary_key=True)
+    # "web:<hex>" or "sms:+E164": never shown in a URL, the row's id is used there instead.
+    conversation_id = Column(String(255), nullable=False, index=True)
+    channel = Column(String(16), nullable=False)
+    reason = Column(String(32), nullable=False)
+    request_reference = Column(String(16), nullable=True)
+    status = Column(String(16), nullable=False, default="waiting", index=True)
+    created_at = Column(UtcDateTime(), nullable=False, default=utc_now, index=True)
+    # The latest time the conversation asked again (a second hand-off or warning sign).
+    updated_at = Column(UtcDateTime(), nullable=False, default=utc_now)
+    held_by = Column(String(64), nullable=True)
+    held_since = Column(UtcDateTime(), nullable=True)
+    # The holder's latest act (taking over, a message): the idle timeout counts from here.
+    last_staff_activity_at = Column(UtcDateTime(), nullable=True)
+    closed_at = Column(UtcDateTime(), nullable=True)
+    closed_by = Column(String(64), nullable=True)
+
+    def __repr__(self) -> str:
+        return f"<HandoffRequest id={self.id} status={self.status!r} reason={self.reason!r}>"
+
+
+class UnansweredMessage(Base):
+    """A patient message the assistant could not answer (or that asked for a person): insights.
+
+    The text is health information: admins only, purged with the retention rules.
+    """
+
+    __tablename__ = "unanswered_messages"
+
+    id = Column(Integer, primary_key=True)
+    occurred_at = Column(UtcDateTime(), nullable=False, default=utc_now, index=True)
+    kind = Column(String(24), nullable=False)
+    channel = Column(String(16), nullable=False)
+    text = Column(Text, nullable=False)
+
+    def __repr__(self) -> str:
+        return f"<UnansweredMessage id={self.id} kind={self.kind!r}>"
+
+
 class OutboundMessage(Base):
     """One planned text of a scheduled request (the outbox): due when, and how far it got.
 

@@ -1,4 +1,5 @@
-"""What is kept and for how long: closed requests and idle conversations, for RETENTION_DAYS."""
+"""What is kept and for how long: closed requests, idle conversations, the staff inbox's closed
+rows and the insights' unanswered messages, for RETENTION_DAYS."""
 
 from __future__ import annotations
 
@@ -34,12 +35,14 @@ from appointments import audit
 from appointments.database import REPO_ROOT, session_scope
 from appointments.models import (
     AppointmentRequest,
+    HandoffRequest,
     OutboundMessage,
     RequestFlag,
     RequestStatusChange,
     utc_now,
 )
 from appointments.request_review import NEXT_STATUSES
+from appointments.unanswered import purge_unanswered
 
 DEFAULT_RETENTION_DAYS = 365
 DEFAULT_TRACKER_DATABASE = REPO_ROOT / "var" / "conversations.db"
@@ -100,11 +103,14 @@ class PurgeCounts:
     status_changes: int = 0
     conversations: int = 0
     events: int = 0
+    unanswered_messages: int = 0
+    handoffs: int = 0
 
     def summary(self) -> str:
         return (
             f"requests {self.requests}, status changes {self.status_changes}, "
-            f"conversations {self.conversations} (events {self.events})"
+            f"conversations {self.conversations} (events {self.events}), "
+            f"unanswered messages {self.unanswered_messages}, inbox rows {self.handoffs}"
         )
 
 
@@ -160,6 +166,17 @@ def _delete_requests(session: Session, request_ids: Sequence[int]) -> None:
             .where(AppointmentRequest.id.in_(chunk))
             .execution_options(synchronize_session=False)
         )
+
+
+def _closed_handoffs(session: Session, cutoff: datetime) -> list[int]:
+    """Inbox rows handed back before ``cutoff``: they name the conversation (a phone on SMS)."""
+    return list(
+        session.scalars(
+            select(HandoffRequest.id).where(
+                HandoffRequest.status == "closed", HandoffRequest.closed_at < cutoff
+            )
+        )
+    )
 
 
 def _conversations_of_kept_requests(
@@ -241,16 +258,25 @@ def purge(
         idle = _idle_conversations(tracker, cutoff)
         kept = _conversations_of_kept_requests(session, idle, purged_ids)
         conversations = [sender_id for sender_id in idle if sender_id not in kept]
+    handoffs = _closed_handoffs(session, cutoff)
     counts = PurgeCounts(
         requests=len(expired),
         status_changes=status_changes,
         conversations=len(conversations),
         events=_count_events(tracker, conversations, cutoff) if tracker is not None else 0,
+        unanswered_messages=purge_unanswered(session, cutoff, dry_run=dry_run),
+        handoffs=len(handoffs),
     )
     if dry_run:
         return counts
 
     _delete_requests(session, expired)
+    for chunk in _chunks(handoffs):
+        session.execute(
+            delete(HandoffRequest)
+            .where(HandoffRequest.id.in_(chunk))
+            .execution_options(synchronize_session=False)
+        )
     if tracker is not None:
         _delete_conversations(tracker, conversations, cutoff)
     audit.add_audit_event(

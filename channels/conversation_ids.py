@@ -30,6 +30,14 @@ def sms_conversation_id(phone_e164: str) -> str:
     return SMS_PREFIX + phone_e164
 
 
+def sms_phone_number(conversation_id: str) -> str | None:
+    """The E.164 number of an SMS conversation id; None for any other channel's id."""
+    if not conversation_id.startswith(SMS_PREFIX):
+        return None
+    number = conversation_id[len(SMS_PREFIX) :]
+    return number if number.startswith("+") and number[1:].isdigit() else None
+
+
 def rest_conversation_id(sender: str) -> str:
     return REST_PREFIX + sender
 

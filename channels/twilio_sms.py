@@ -1,6 +1,9 @@
 """SMS through Twilio's messaging webhook: signed form posts in, the assistant's replies as TwiML.
 
 Unlike Rasa's built-in connector it checks signatures, replies without API calls and handles HELP/STOP.
+Messages sent outside a patient's turn (the staff takeover's, through Rasa's HTTP API with
+``output_channel=twilio``) go out through Twilio's REST API instead (``TwilioRestOutput``, with
+outreach/twilio_sender.py), when Twilio's API settings are there.
 """
 
 from __future__ import annotations
@@ -11,7 +14,12 @@ import os
 from typing import Any, Awaitable, Callable, Dict, List, Optional, Text
 from urllib.parse import parse_qs
 
-from rasa.core.channels.channel import CollectingOutputChannel, InputChannel, UserMessage
+from rasa.core.channels.channel import (
+    CollectingOutputChannel,
+    InputChannel,
+    OutputChannel,
+    UserMessage,
+)
 from rasa.shared.core.events import BotUttered, UserUttered
 from sanic import Blueprint, response
 from sanic.request import Request, RequestParameters
@@ -20,7 +28,7 @@ from twilio.request_validator import RequestValidator
 from twilio.twiml.messaging_response import MessagingResponse
 
 from appointments.requests import is_sms_opted_out, set_sms_opt_out, update_sms_delivery_status
-from channels.conversation_ids import sms_conversation_id
+from channels.conversation_ids import sms_conversation_id, sms_phone_number
 from channels.message_limits import MessageGate
 from channels.sms_text import (
     HELP_KEYWORDS,
@@ -33,6 +41,7 @@ from channels.sms_text import (
     split_for_sms,
 )
 from clinic.settings import load_clinic_settings
+from outreach.twilio_sender import SendError, TwilioSender, twilio_settings
 
 logger = logging.getLogger(__name__)
 
@@ -48,6 +57,42 @@ class TwilioSmsOutput(CollectingOutputChannel):
     @classmethod
     def name(cls) -> Text:
         return TwilioSmsInput.name()
+
+
+class TwilioRestOutput(OutputChannel):
+    """Sends to an SMS conversation through Twilio's REST API: messages outside a patient's turn.
+
+    Rasa hands it out (``TwilioSmsInput.get_output_channel``) for bot events appended through its
+    HTTP API with ``execute_side_effects``: the staff takeover's messages. Named "twilio", so the
+    SMS variations of responses apply. Texts are packed like the webhook's replies; nothing goes
+    to a number that texted STOP. A refusal by Twilio is raised, so the API call fails and the
+    staff member is told, rather than a message silently lost.
+    """
+
+    @classmethod
+    def name(cls) -> Text:
+        return TwilioSmsInput.name()
+
+    def __init__(self, sender: TwilioSender) -> None:
+        self.sender = sender
+
+    async def send_response(self, recipient_id: Text, message: Dict[Text, Any]) -> None:
+        phone_number = sms_phone_number(recipient_id)
+        if phone_number is None:
+            logger.warning("No SMS sent: the conversation is not an SMS conversation")
+            return
+        if await asyncio.to_thread(is_sms_opted_out, phone_number):
+            logger.info("No SMS sent to %s: the number texted STOP", masked(phone_number))
+            return
+        for body in sms_messages([message]):
+            try:
+                await asyncio.to_thread(self.sender.send_sms, phone_number, body)
+            except SendError as error:
+                logger.error("SMS to %s not sent: %s", masked(phone_number), error)
+                raise
+
+    async def send_text_message(self, recipient_id: Text, text: Text, **kwargs: Any) -> None:
+        await self.send_response(recipient_id, {"text": text})
 
 
 def buttons_offered_last(events: List[Any]) -> List[Dict[str, Any]]:
@@ -117,6 +162,17 @@ class TwilioSmsInput(InputChannel):
         self.validator = RequestValidator(auth_token) if auth_token else None
         self._missing_token_logged = False
         self.gate = MessageGate.from_environment()
+
+    def get_output_channel(self) -> Optional[OutputChannel]:
+        """Twilio's REST API for messages outside a patient's turn; None while it is not set up."""
+        settings = twilio_settings()
+        if settings is None:
+            logger.warning(
+                "An SMS was to be sent outside a reply, but Twilio's API settings "
+                "(TWILIO_ACCOUNT_SID, TWILIO_FROM_NUMBER or TWILIO_MESSAGING_SERVICE_SID) are not set"
+            )
+            return None
+        return TwilioRestOutput(TwilioSender(settings))
 
     def is_signed_by_twilio(self, request: Request, params: RequestParameters) -> bool:
         if self.validator is None:

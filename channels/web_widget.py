@@ -7,6 +7,11 @@ reads an id from a message. Rasa's channel also builds its socket.io server with
 ``cors_allowed_origins=[]``, which switches the origin check off; browsers apply CORS to HTTP
 polling but not to WebSockets, so without the check any site could hold a conversation through
 a visitor's browser.
+
+Several Rasa servers: socket.io rooms live in one process, so a message sent outside a turn (the
+staff takeover's, through Rasa's HTTP API on whichever server the call reached) would reach only
+the browsers connected to that server. With SOCKETIO_REDIS_URL set, the servers share their
+emits through Redis (python-socketio's AsyncRedisManager), and the one holding the socket sends it.
 """
 
 from __future__ import annotations
@@ -20,7 +25,7 @@ from rasa.core.channels.socketio import SocketBlueprint, SocketIOInput, SocketIO
 from sanic import Blueprint, response
 from sanic.request import Request
 from sanic.response import HTTPResponse
-from socketio import AsyncServer
+from socketio import AsyncRedisManager, AsyncServer
 
 from channels.conversation_ids import WebConversationIds
 from channels.message_limits import MAX_SOCKET_PACKET_BYTES, MessageGate, client_address
@@ -28,6 +33,8 @@ from channels.message_limits import MAX_SOCKET_PACKET_BYTES, MessageGate, client
 logger = logging.getLogger(__name__)
 
 DEFAULT_ALLOWED_ORIGINS_ENV = "WEB_ORIGIN"
+REDIS_URL_ENV = "SOCKETIO_REDIS_URL"
+REDIS_CHANNEL = "hsg-socketio"
 CONVERSATION_KEY = "conversation_id"
 ADDRESS_KEY = "client_address"
 
@@ -36,6 +43,12 @@ def allowed_origins(value: str) -> Optional[List[str]]:
     """The one web origin; None (nothing set) lets engine.io allow only the server's own."""
     origin = value.strip().rstrip("/")
     return [origin] if origin else None
+
+
+def client_manager(environ: Dict[str, str] | None = None) -> AsyncRedisManager | None:
+    """Redis shared by every Rasa server's socket.io (SOCKETIO_REDIS_URL); None: this process only."""
+    url = (os.environ if environ is None else environ).get(REDIS_URL_ENV, "").strip()
+    return AsyncRedisManager(url, channel=REDIS_CHANNEL) if url else None
 
 
 def visitor_address(environ: Dict[str, Any]) -> str | None:
@@ -61,6 +74,7 @@ class WebWidgetInput(SocketIOInput):
             async_mode="sanic",
             cors_allowed_origins=allowed_origins(os.environ.get(env_name, "")),
             max_http_buffer_size=MAX_SOCKET_PACKET_BYTES,
+            client_manager=client_manager(),
         )
         # Only the check is wanted: Rasa's --cors already sends the CORS headers, and a second
         # Access-Control-Allow-Origin would make browsers refuse the widget's polling requests.

@@ -41,6 +41,7 @@ SAMPLE_VALUES = {
     "reference": "HSG-7KQ2XM",
     "field_label": "phone number",
     "days_since": "47",
+    "next_staffed": "tomorrow at 8:00 AM",
     # outreach/messages.py appointment_time_text
     "appointment_time": "Tuesday, March 16 at 9:30 AM",
 }
@@ -51,6 +52,7 @@ LONGEST_VALUES = {
     "window_end": "Wednesday, September 30, 2026",
     "field_label": "answers to the health questions",
     "days_since": "90",
+    "next_staffed": "on Wednesday at 12:30 PM",
     "appointment_time": "Wednesday, September 30 at 12:30 PM",
 }
 
@@ -108,7 +110,15 @@ def longest_clinic() -> ClinicSettings:
         "CLINIC_CALLBACK_PROMISE": "within one business day of your request",
     }
     for variable, _default, limit in SETTINGS.values():
-        longest[variable] = longest[variable].ljust(limit, "x")[:limit]
+        if variable in longest:
+            longest[variable] = longest[variable].ljust(limit, "x")[:limit]
+    # A structured detail: a valid value of its full length, not padded text.
+    longest["CLINIC_STAFFED_HOURS"] = (
+        "Mon-Thu 07:30-19:00, Fri 07:30-17:00,".ljust(
+            SETTINGS["staffed_hours"][2] - len(" Sat 08:00-12:30"), " "
+        )
+        + " Sat 08:00-12:30"
+    )
     return load_clinic_settings(environ=longest)
 
 

@@ -2,7 +2,8 @@
 
 Rasa's validator calls a response unused unless a story or rule names it, so it flags every
 response that a custom action sends (form hints, the fallback's messages, the "tell me more"
-details). Those, and only those, are allowed: each must be named in actions/ as `"utter_..."`
+details) or the staff inbox sends (handoff/). Those, and only those, are allowed: each must be
+named in actions/ or handoff/ as `"utter_..."`
 or match an f-string that composes names (`f"utter_invalid_{...}"`, `f"utter_{topic}_detail"`).
 Responses the outreach worker sends (outreach/) count as sent by an action too. Intents that only
 buttons' payloads produce (PAYLOAD_ONLY_INTENTS) have no NLU examples on purpose.
@@ -41,7 +42,11 @@ def responses_sent_by_actions() -> tuple[set[str], list[re.Pattern[str]]]:
     """
     names: set[str] = set()
     patterns: set[str] = set()
-    sources = [*(REPO_ROOT / "actions").glob("*.py"), *(REPO_ROOT / "outreach").glob("*.py")]
+    sources = [
+        *(REPO_ROOT / "actions").glob("*.py"),
+        *(REPO_ROOT / "outreach").glob("*.py"),
+        *(REPO_ROOT / "handoff").glob("*.py"),
+    ]
     for path in sources:
         source = path.read_text()
         names |= set(re.findall(r"[\"'](utter_\w+)[\"']", source))

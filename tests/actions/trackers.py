@@ -26,6 +26,7 @@ def make_tracker(
     slots: dict | None = None,
     sender_id: str = "patient-1",
     active_loop: dict | None = None,
+    paused: bool = False,
 ) -> Tracker:
     events = events or []
     latest = next((e["parse_data"] for e in reversed(events) if e["event"] == "user"), {})
@@ -34,7 +35,7 @@ def make_tracker(
         slots=slots or {},
         latest_message=latest,
         events=events,
-        paused=False,
+        paused=paused,
         followup_action=None,
         active_loop=active_loop or {},
         latest_action_name=None,

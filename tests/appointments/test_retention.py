@@ -203,7 +203,7 @@ def test_the_purge_is_audited_with_counts_only(
     assert event.staff_username is None
     assert event.request_reference is None
     assert event.detail == (
-        "retention 365 days: requests 3, status changes 3, conversations 2 (events 21)"
+        "retention 365 days: requests 3, status changes 3, conversations 2 (events 21), unanswered messages 0, inbox rows 0"
     )
 
 
@@ -218,8 +218,8 @@ def test_a_second_purge_deletes_nothing(
     assert references(database_url) == kept_requests
     assert conversation_ids(tracker_engine) == kept_conversations
     assert [event.detail for event in purge_events(database_url)] == [
-        "retention 365 days: requests 0, status changes 0, conversations 0 (events 0)",
-        "retention 365 days: requests 3, status changes 3, conversations 2 (events 21)",
+        "retention 365 days: requests 0, status changes 0, conversations 0 (events 0), unanswered messages 0, inbox rows 0",
+        "retention 365 days: requests 3, status changes 3, conversations 2 (events 21), unanswered messages 0, inbox rows 0",
     ]
 
 
@@ -302,7 +302,7 @@ def test_the_command_purges_and_prints_the_counts(
 
     assert retention.main(["purge", "--dry-run"]) == 0
     assert capsys.readouterr().out == (
-        "Would delete: requests 1, status changes 0, conversations 0 (events 0); "
+        "Would delete: requests 1, status changes 0, conversations 0 (events 0), unanswered messages 0, inbox rows 0; "
         "retention 30 days.\n"
     )
     assert references(sqlite_url) == {old, recent}

@@ -142,3 +142,13 @@ def test_allowed_origins_come_from_one_variable() -> None:
     assert allowed_origins("https://clinic.example/") == ["https://clinic.example"]
     # Unset: engine.io's own default, the server's own origin only (never "any origin").
     assert allowed_origins("") is None
+
+
+def test_the_widget_shares_its_rooms_through_redis_when_told_to() -> None:
+    from socketio import AsyncRedisManager
+
+    from channels.web_widget import client_manager
+
+    assert client_manager({}) is None
+    manager = client_manager({"SOCKETIO_REDIS_URL": "redis://127.0.0.1:6379/2"})
+    assert isinstance(manager, AsyncRedisManager)

@@ -12,6 +12,7 @@ from flask import Flask
 from appointments.database import REPO_ROOT
 from clinic.settings import clinic_timezone as load_clinic_timezone
 from clinic.settings import zone_named
+from handoff.takeover import idle_timeout
 from server_secrets import load_secret_key
 
 logger = logging.getLogger(__name__)
@@ -61,6 +62,8 @@ def configure_app(app: Flask) -> None:
     config.setdefault("STAFF_TIMEZONE", load_clinic_timezone().key)
     config.setdefault("STAFF_PAGE_SIZE", 25)
     config.setdefault("STAFF_AUDIT_PAGE_SIZE", 50)
+    # A taken-over conversation whose holder has not written for this long goes back to the inbox.
+    config.setdefault("STAFF_TAKEOVER_IDLE", idle_timeout())
     # None: appointments.database.database_url() and transcript.tracker_database_url() decide.
     config.setdefault("DATABASE_URL", None)
     config.setdefault("TRACKER_DATABASE_URL", None)

@@ -188,3 +188,87 @@ def dispose_engines() -> None:
         for engine in _engines.values():
             engine.dispose()
         _engines.clear()
+
+
+WARNING_SIGNS_INTENT = "warning_signs"
+
+
+@dataclass(frozen=True)
+class LiveMessage:
+    """One message of a conversation in the staff inbox, with its event id for polling."""
+
+    event_id: int
+    speaker: str  # "patient", "assistant" or "staff"
+    text: str
+    sent_at: datetime | None
+    staff_username: str | None = None
+    # A patient message read as a reported warning sign: while a person holds the chat the
+    # assistant does not answer it, so the staff page marks it.
+    warning_sign: bool = False
+
+    def as_json(self) -> dict:
+        return {
+            "id": self.event_id,
+            "speaker": self.speaker,
+            "text": self.text,
+            "sent_at": self.sent_at.isoformat() if self.sent_at else None,
+            "staff": self.staff_username,
+            "warning_sign": self.warning_sign,
+        }
+
+
+def _live_message(event_id: int, type_name: str, timestamp: float | None, data_text: str | None):
+    message = _message(type_name, timestamp, data_text)
+    try:
+        data = json.loads(data_text or "{}")
+    except ValueError:
+        data = {}
+    if type_name == "user":
+        intent = ((data.get("parse_data") or {}).get("intent") or {}).get("name")
+        return LiveMessage(
+            event_id,
+            "patient",
+            message.text,
+            message.sent_at,
+            warning_sign=intent == WARNING_SIGNS_INTENT,
+        )
+    staff = (data.get("metadata") or {}).get("staff")
+    text = message.text
+    if message.buttons:
+        text = f"{text}\n[{' | '.join(message.buttons)}]".strip()
+    if staff:
+        return LiveMessage(event_id, "staff", text, message.sent_at, staff_username=str(staff))
+    return LiveMessage(event_id, "assistant", text, message.sent_at)
+
+
+def live_messages(
+    conversation_id: str,
+    url: str | None = None,
+    *,
+    since: datetime | None = None,
+    after_event_id: int = 0,
+) -> list[LiveMessage]:
+    """Messages from the session that was open at ``since`` on, newer than ``after_event_id``.
+
+    The staff inbox polls this (read-only) for the patient's replies while a person holds the
+    chat; a new session (after expiry) does not hide what came before it.
+    Raises TranscriptUnavailableError when the store cannot be reached or read.
+    """
+    try:
+        with _engine(url or tracker_database_url()).connect() as connection:
+            first_id, _ = _session_span(_sessions(connection, conversation_id), since)
+            statement = select(
+                EVENTS.c.id, EVENTS.c.type_name, EVENTS.c.timestamp, EVENTS.c.data
+            ).where(
+                EVENTS.c.sender_id == conversation_id,
+                EVENTS.c.type_name.in_(("user", "bot")),
+                EVENTS.c.id > max(after_event_id, (first_id or 1) - 1),
+            )
+            rows = connection.execute(
+                statement.order_by(EVENTS.c.id.desc()).limit(MAX_MESSAGES)
+            ).all()
+    except (SQLAlchemyError, OSError) as error:
+        logger.warning("Could not read the conversation store: %s", type(error).__name__)
+        raise TranscriptUnavailableError(type(error).__name__) from error
+    messages = [_live_message(*row) for row in reversed(rows)]
+    return [message for message in messages if message.text]

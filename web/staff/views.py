@@ -103,10 +103,14 @@ FILTER_PARAMETERS = ("status", "channel", "created_from", "created_to", "attenti
 # Where earlier versions kept the search term, readable in the cookie: removed on sight.
 LEGACY_SEARCH_SESSION_KEY = "staff_search"
 LAST_SEEN_SESSION_KEY = "staff_last_seen"
-# No scripts at all, and nothing from anywhere else.
+# Polled by the pages' script every few seconds (web/staff/inbox.py): they are not activity,
+# or an open tab would never be signed out after the inactivity timeout.
+PASSIVE_ENDPOINTS = frozenset({"staff.inbox_json", "staff.inbox_messages"})
+# Scripts only from the staff area's own files (the inbox's polling, static/live.js), never
+# inline, and requests only to this site.
 CONTENT_SECURITY_POLICY = (
-    "default-src 'none'; style-src 'self'; img-src 'self'; form-action 'self'; "
-    "frame-ancestors 'none'; base-uri 'none'"
+    "default-src 'none'; style-src 'self'; img-src 'self'; script-src 'self'; "
+    "connect-src 'self'; form-action 'self'; frame-ancestors 'none'; base-uri 'none'"
 )
 LOGIN_FAILED_MESSAGE = (
     "That username and password did not match, or the account is locked. "
@@ -182,7 +186,8 @@ def check_session_and_csrf() -> Response | None:
             _end_session(f"You were signed out after {minutes} minutes without activity.")
             next_path = request.full_path if request.method == "GET" else None
             return redirect(url_for("staff.login", next=next_path))
-        session[LAST_SEEN_SESSION_KEY] = int(_now_seconds())
+        if request.endpoint not in PASSIVE_ENDPOINTS:
+            session[LAST_SEEN_SESSION_KEY] = int(_now_seconds())
     if request.method in UNSAFE_METHODS:
         if request.endpoint != "staff.login" and not current_user.is_authenticated:
             # Nothing is done for a signed-out visitor. No "next": it would be a POST-only URL.
@@ -197,7 +202,7 @@ def check_session_and_csrf() -> Response | None:
 
 @blueprint.after_request
 def add_staff_headers(response: Response) -> Response:
-    """Stricter headers than the public page's: no scripts, no caching of patient details."""
+    """Stricter headers than the public page's: own scripts only, no caching of patient details."""
     # Set before the app-wide defaults (which only fill in what is missing), so these win.
     response.headers["Content-Security-Policy"] = CONTENT_SECURITY_POLICY
     response.headers["X-Content-Type-Options"] = "nosniff"

@@ -1,0 +1,1 @@
+"""Conversations that need a person: reasons, takeover, hand-back, staff messages."""

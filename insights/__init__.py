@@ -1,0 +1,1 @@
+"""What the assistant could not answer: grouped by meaning, counted per week and channel, exported."""
