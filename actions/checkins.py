@@ -19,8 +19,10 @@ from rasa_sdk.executor import CollectingDispatcher
 
 from appointments import outbox
 from appointments.database import session_scope
+from appointments.handoffs import CHECKIN_REPLY_FLAGGED, WARNING_SIGN
 from appointments.models import utc_now
 from channels.conversation_ids import sms_conversation_id
+from handoff.recording import record_need
 from outreach.messages import OUTREACH_METADATA_KEY
 from outreach.plan import CHECKIN, CONFIRMATION, CYCLE_CHECK
 
@@ -123,4 +125,8 @@ class ActionCheckinReply(Action):
                 reference,
                 flag if flagged else "refused",
             )
+            if flagged:
+                # The flag is on the request; the inbox brings a person to the conversation.
+                reason = WARNING_SIGN if flag == outbox.AFTERCARE_CONCERN else CHECKIN_REPLY_FLAGGED
+                await asyncio.to_thread(record_need, tracker.sender_id, reason)
         return []

@@ -25,9 +25,11 @@ OPEN_STATUSES = (WAITING, HELD)
 WARNING_SIGN = "warning_sign"
 ASKED_FOR_PERSON = "asked_for_person"
 NOT_UNDERSTOOD_TWICE = "not_understood_twice"
+CHECKIN_REPLY_FLAGGED = "checkin_reply_flagged"
 REASON_LABELS = {
     WARNING_SIGN: "Warning sign or symptom report",
     ASKED_FOR_PERSON: "Asked for a person",
+    CHECKIN_REPLY_FLAGGED: "Check-in reply flagged (see the request)",
     NOT_UNDERSTOOD_TWICE: "Not understood twice in a row",
 }
 REASON_URGENCY = {reason: rank for rank, reason in enumerate(REASON_LABELS)}

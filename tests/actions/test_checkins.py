@@ -11,6 +11,7 @@ from rasa_sdk.executor import CollectingDispatcher
 from actions.checkins import ActionCheckinReply
 from appointments import outbox
 from appointments.database import dispose_engines, session_scope
+from appointments.handoffs import open_handoff
 from tests.actions.trackers import make_tracker, user_event
 from tests.appointments.staff_factories import add_request
 
@@ -63,6 +64,12 @@ def flags(url: str, reference: str) -> list[tuple[str, str]]:
         return [(flag.reason, flag.raised_by) for flag in outbox.open_flags(session, request.id)]
 
 
+def inbox_reason(url: str, conversation_id: str = f"sms:{PHONE}") -> str | None:
+    with session_scope(url) as session:
+        row = open_handoff(session, conversation_id)
+        return row.reason if row else None
+
+
 def test_a_reported_warning_sign_gets_the_escalation_answer_and_a_flag(
     database_url, request_reference
 ) -> None:
@@ -74,6 +81,7 @@ def test_a_reported_warning_sign_gets_the_escalation_answer_and_a_flag(
     assert flags(database_url, request_reference) == [
         ("aftercare_concern", 'Replied "Warning" to the checkin text')
     ]
+    assert inbox_reason(database_url) == "warning_sign"
 
 
 def test_the_answer_is_read_against_the_text_that_offered_it(
@@ -88,6 +96,7 @@ def test_the_answer_is_read_against_the_text_that_offered_it(
     assert [reason for reason, _ in flags(database_url, request_reference)] == [
         "cycle_check_failed"
     ]
+    assert inbox_reason(database_url) == "checkin_reply_flagged"
 
 
 def test_a_typed_payload_cannot_flag_another_patients_request(
@@ -100,6 +109,7 @@ def test_a_typed_payload_cannot_flag_another_patients_request(
     assert run(events, sender_id="sms:+12015550199") == ["utter_checkin_change_requested"]
     assert run(events, sender_id="rest:someone") == ["utter_checkin_change_requested"]
     assert flags(database_url, request_reference) == []
+    assert inbox_reason(database_url, "sms:+12015550199") is None
 
 
 def test_without_a_text_to_answer_the_warning_is_still_answered(
