@@ -423,8 +423,50 @@ def test_an_appointment_request_by_keyboard_alone_is_read_out(assistant, phone: 
     # The live region holds the latest messages only, never the whole conversation.
     assert page.locator(f"{ANNOUNCER} > p").count() <= 8
 
+    # Escape closes the chat and gives the focus back to the launcher; Enter opens it again,
+    # with the history shown but not read out again.
+    announced_before = announced_text(page)
+    page.keyboard.press("Escape")
+    page.locator(".rw-conversation-container").wait_for(state="detached")
+    launcher = page.locator(".rw-launcher")
+    assert launcher.evaluate("element => element === document.activeElement")
+    assert launcher.get_attribute("aria-expanded") == "false"
+    page.keyboard.press("Enter")
+    page.locator(".rw-response", has_text=reference).last.wait_for(timeout=REPLY_TIMEOUT_MS)
+    page.wait_for_timeout(1000)
+    assert announced_text(page) == announced_before
+
     # Reloading redraws the history: it is shown, but not read out again.
     page.reload()
     page.locator(".rw-response", has_text=reference).last.wait_for(timeout=REPLY_TIMEOUT_MS)
     assert announced_text(page) == ""
     phone.assert_stayed_on_this_machine()
+
+
+def test_on_a_wide_screen_the_open_chat_passes_axe_and_escape_closes_it(
+    browser, web_url: str, axe
+) -> None:
+    """Above 800 px the chat is a panel over the page, closed by the launcher (no close button)."""
+    context = browser.new_context(viewport={"width": 1280, "height": 900})
+    page = context.new_page()
+    try:
+        page.goto(f"{web_url}/")
+        press_tab_until(page, "element => element.matches('.rw-launcher')")
+        page.keyboard.press("Enter")
+        page.locator(".rw-response", has_text="What would you like to know").wait_for(
+            timeout=REPLY_TIMEOUT_MS
+        )
+        assert page.locator(".rw-launcher").get_attribute("aria-label") == "Close the chat"
+        page.keyboard.type("does an hsg hurt")
+        page.keyboard.press("Enter")
+        page.locator(".rw-response", has_text="cramping").last.wait_for(timeout=REPLY_TIMEOUT_MS)
+        axe(page, "wide screen, chat open with an answer")
+        # The page beside the panel stays usable: it is not made inert.
+        assert not page.locator("main").evaluate("element => element.inert")
+
+        page.keyboard.press("Escape")
+        page.locator(".rw-conversation-container").wait_for(state="detached")
+        assert page.evaluate("document.activeElement.matches('.rw-launcher')")
+        assert page.locator(".rw-launcher").get_attribute("aria-label") == "Chat with our assistant"
+    finally:
+        context.close()

@@ -156,6 +156,20 @@
     handleFocus(launcher, isOpen);
   }
 
+  // Escape closes the chat from anywhere in it (its close button shows on phones only; on a
+  // wide screen the launcher closes it), so that it never has to stay over the page.
+  mountElement.addEventListener("keydown", function (event) {
+    if (event.key !== "Escape" || !mountElement.querySelector(".rw-conversation-container")) {
+      return;
+    }
+    var close = mountElement.querySelector(".rw-close-button");
+    var control = close && close.offsetParent ? close : mountElement.querySelector(".rw-launcher");
+    if (control) {
+      event.preventDefault();
+      control.click();
+    }
+  });
+
   // Turning a phone or zooming changes whether the open chat covers the page.
   window.addEventListener("resize", improveAccessibility);
   new MutationObserver(improveAccessibility).observe(mountElement, {
