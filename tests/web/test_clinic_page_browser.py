@@ -19,6 +19,7 @@ import pytest
 
 from appointments.requests import get_appointment_request
 from scripts.assistant_servers import wait_until_up
+from tests.web.accessibility import press_tab_until
 from web import clinic_page
 
 REPO_ROOT = Path(__file__).resolve().parents[2]
@@ -264,3 +265,208 @@ def test_a_second_browser_cannot_take_over_a_web_conversation(
         intruder.close()
 
     assert tracker_event_count(her_conversation) == events
+
+
+# Accessibility (README, "Accessibility"): axe-core at WCAG 2.2 AA, reflow, motion, and the whole
+# appointment request by keyboard alone, with every new message read out through the live region.
+
+ANNOUNCER = "#chat-announcer"
+IS_MESSAGE_BOX = "element => element.matches('.rw-new-message')"
+
+
+def announced_text(page) -> str:
+    return " ".join(page.locator(ANNOUNCER).inner_text().split())
+
+
+def assert_new_messages_announced(page, since: int) -> None:
+    """Every assistant message after the first ``since`` reaches the polite live region."""
+    region = page.locator(ANNOUNCER)
+    assert region.get_attribute("aria-live") == "polite"
+    for message in page.locator(".rw-response").all_inner_texts()[since:]:
+        expected = " ".join(message.split())
+        page.wait_for_function(
+            """([selector, expected]) =>
+                document.querySelector(selector).textContent.replace(/\\s+/g, ' ')
+                    .includes(expected)""",
+            arg=[ANNOUNCER, expected],
+            timeout=REPLY_TIMEOUT_MS,
+        )
+
+
+def test_the_clinic_page_and_the_widget_pass_axe(phone: PhonePage, axe) -> None:
+    page = phone.page
+    page.locator("button.rw-launcher").wait_for(timeout=REPLY_TIMEOUT_MS)
+    axe(page, "clinic page, chat closed")
+
+    phone.open_chat_by_keyboard()
+    phone.wait_for_reply(0, "What would you like to know")
+    page.locator(".rw-reply").first.wait_for()
+    axe(page, "chat open: greeting and its quick replies")
+
+    phone.type_message("does an hsg hurt", "cramping")
+    phone.choose("Tell me more", "Pap smear")
+    axe(page, "chat open: a conversation with a long answer")
+    phone.assert_stayed_on_this_machine()
+
+
+@pytest.mark.parametrize(
+    "screen",
+    [
+        # A 320 px phone, and a 1280 px laptop at 200% zoom (640 CSS px wide).
+        pytest.param({"width": 320, "height": 640, "scale": 1}, id="320px"),
+        pytest.param({"width": 640, "height": 450, "scale": 2}, id="200-percent-zoom"),
+    ],
+)
+def test_the_widget_reflows_without_scrolling_sideways(browser, web_url: str, screen) -> None:
+    context = browser.new_context(
+        viewport={"width": screen["width"], "height": screen["height"]},
+        device_scale_factor=screen["scale"],
+        reduced_motion="reduce",
+    )
+    page = context.new_page()
+    try:
+        page.goto(f"{web_url}/")
+        launcher = page.locator("button.rw-launcher")
+        launcher.wait_for(timeout=REPLY_TIMEOUT_MS)
+        # Asked for less motion, the widget's slide-in animations are switched off.
+        duration = launcher.evaluate("element => getComputedStyle(element).animationDuration")
+        assert float(duration.removesuffix("s")) < 0.01, duration
+        launcher.focus()
+        page.keyboard.press("Enter")
+        page.locator(".rw-response", has_text="What would you like to know").wait_for(
+            timeout=REPLY_TIMEOUT_MS
+        )
+        box = page.locator(".rw-new-message")
+        box.fill("does an hsg hurt")
+        box.press("Enter")
+        page.locator(".rw-response", has_text="cramping").last.wait_for(timeout=REPLY_TIMEOUT_MS)
+
+        assert page.evaluate("document.documentElement.scrollWidth") <= screen["width"]
+        widget = page.locator(".rw-conversation-container").bounding_box()
+        assert widget["x"] >= 0 and widget["x"] + widget["width"] <= screen["width"]
+        messages = page.locator(".rw-messages-container")
+        assert messages.evaluate("list => list.scrollWidth <= list.clientWidth")
+        for control in (".rw-send", ".rw-reply"):
+            size = page.locator(control).last.bounding_box()
+            assert size["width"] >= 24 and size["height"] >= 24, (control, size)
+    finally:
+        context.close()
+
+
+def test_an_appointment_request_by_keyboard_alone_is_read_out(assistant, phone: PhonePage) -> None:
+    """Tab and Shift+Tab, typing, Enter: no clicks and no focus() calls, from the launcher to the
+    saved request; each new assistant message reaches the live region's text."""
+    page = phone.page
+    page.locator("button.rw-launcher").wait_for(timeout=REPLY_TIMEOUT_MS)
+    press_tab_until(page, "element => element.matches('.rw-launcher')")
+    assert page.locator(".rw-launcher").get_attribute("aria-expanded") == "false"
+    page.keyboard.press("Enter")
+    # Opening the chat puts the focus where the patient types.
+    page.wait_for_function(f"() => ({IS_MESSAGE_BOX})(document.activeElement)")
+    phone.wait_for_reply(0, "What would you like to know")
+    assert_new_messages_announced(page, 0)
+    # The open chat covers the phone's screen: Tab stays in it, never on a link hidden behind it.
+    for _ in range(12):
+        page.keyboard.press("Tab")
+        assert page.evaluate(
+            """() => document.activeElement === document.body
+                || document.getElementById('chat-widget').contains(document.activeElement)"""
+        ), page.evaluate("document.activeElement.outerHTML.slice(0, 120)")
+    press_tab_until(page, IS_MESSAGE_BOX)
+
+    def ask(text: str, expected: str) -> str:
+        since = phone.response_count()
+        assert page.evaluate(f"() => ({IS_MESSAGE_BOX})(document.activeElement)")
+        page.keyboard.type(text)
+        page.keyboard.press("Enter")
+        reply = phone.wait_for_reply(since, expected)
+        assert_new_messages_announced(page, since)
+        return reply
+
+    def choose(title: str, expected: str) -> str:
+        """From the message box, Shift+Tab back to the newest quick reply with this title."""
+        since = phone.response_count()
+        press_tab_until(
+            page,
+            f"element => element.matches('.rw-reply') && element.innerText.trim() === "
+            f"{json.dumps(title)}",
+            backwards=True,
+        )
+        page.keyboard.press("Enter")
+        reply = phone.wait_for_reply(since, expected)
+        assert_new_messages_announced(page, since)
+        # The chosen button is gone: the focus is back in the message box, not lost.
+        page.wait_for_function(f"() => ({IS_MESSAGE_BOX})(document.activeElement)")
+        return reply
+
+    ask("does an hsg hurt", "cramping")
+    choose("Tell me more", "Pap smear")
+    ask("I'd like to book an HSG", "Shall we go ahead?")
+    choose("Yes, go ahead", "full name")
+    ask("Ana Keyes", "date of birth")
+    ask("03/04/1990", "mobile number")
+    ask("201-555-0148", "email")
+    choose("Skip", "last period")
+    choose("I don't have periods", "days and times")
+    ask("weekday mornings", "could you be pregnant")
+    choose("No", "contrast dye")
+    choose("No", "pelvic infection")
+    choose("No", "doctor")
+    choose("Skip", "contact you")
+    choose("Call me", "Is everything right?")
+    saved = choose("Confirm", "your request is saved")
+
+    reference = re.search(r"HSG-[0-9A-Z]{6}", saved).group(0)
+    assert reference in announced_text(page)
+    stored = get_appointment_request(reference, url=assistant.database_url)
+    assert stored is not None and stored.full_name == "Ana Keyes"
+    # The live region holds the latest messages only, never the whole conversation.
+    assert page.locator(f"{ANNOUNCER} > p").count() <= 8
+
+    # Escape closes the chat and gives the focus back to the launcher; Enter opens it again,
+    # with the history shown but not read out again.
+    announced_before = announced_text(page)
+    page.keyboard.press("Escape")
+    page.locator(".rw-conversation-container").wait_for(state="detached")
+    launcher = page.locator(".rw-launcher")
+    assert launcher.evaluate("element => element === document.activeElement")
+    assert launcher.get_attribute("aria-expanded") == "false"
+    page.keyboard.press("Enter")
+    page.locator(".rw-response", has_text=reference).last.wait_for(timeout=REPLY_TIMEOUT_MS)
+    page.wait_for_timeout(1000)
+    assert announced_text(page) == announced_before
+
+    # Reloading redraws the history: it is shown, but not read out again.
+    page.reload()
+    page.locator(".rw-response", has_text=reference).last.wait_for(timeout=REPLY_TIMEOUT_MS)
+    assert announced_text(page) == ""
+    phone.assert_stayed_on_this_machine()
+
+
+def test_on_a_wide_screen_the_open_chat_passes_axe_and_escape_closes_it(
+    browser, web_url: str, axe
+) -> None:
+    """Above 800 px the chat is a panel over the page, closed by the launcher (no close button)."""
+    context = browser.new_context(viewport={"width": 1280, "height": 900})
+    page = context.new_page()
+    try:
+        page.goto(f"{web_url}/")
+        press_tab_until(page, "element => element.matches('.rw-launcher')")
+        page.keyboard.press("Enter")
+        page.locator(".rw-response", has_text="What would you like to know").wait_for(
+            timeout=REPLY_TIMEOUT_MS
+        )
+        assert page.locator(".rw-launcher").get_attribute("aria-label") == "Close the chat"
+        page.keyboard.type("does an hsg hurt")
+        page.keyboard.press("Enter")
+        page.locator(".rw-response", has_text="cramping").last.wait_for(timeout=REPLY_TIMEOUT_MS)
+        axe(page, "wide screen, chat open with an answer")
+        # The page beside the panel stays usable: it is not made inert.
+        assert not page.locator("main").evaluate("element => element.inert")
+
+        page.keyboard.press("Escape")
+        page.locator(".rw-conversation-container").wait_for(state="detached")
+        assert page.evaluate("document.activeElement.matches('.rw-launcher')")
+        assert page.locator(".rw-launcher").get_attribute("aria-label") == "Chat with our assistant"
+    finally:
+        context.close()
