@@ -36,6 +36,8 @@ STAFF_PAGES = {
     "request list, filtered": "/staff/requests?status=new&attention=y",
     "request detail": "/staff/requests/{reference}",
     "audit log": "/staff/audit",
+    "inbox": "/staff/inbox",
+    "insights": "/staff/insights",
 }
 SCREENS = {"desk": {"width": 1280, "height": 900}, "phone-320px": {"width": 320, "height": 640}}
 
