@@ -135,6 +135,39 @@ def launch_rasa_server(
     )
 
 
+def create_staff_account(env: dict, username: str, password: str, role: str = "staff") -> None:
+    """`python -m web.staff.accounts create` as `make staff-user` runs it; an existing name is kept."""
+    created = subprocess.run(
+        [str(VENV_BIN / "python"), "-m", "web.staff.accounts", "create", username, "--role", role],
+        cwd=REPO_ROOT,
+        env={**env, "STAFF_PASSWORD": password},
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+    if created.returncode != 0 and "exists" not in created.stderr:
+        raise RuntimeError(f"could not create staff account {username!r}: {created.stderr}")
+
+
+@contextlib.contextmanager
+def start_web_app(env: dict, log_path: Path, port: int | None = None) -> Iterator[str]:
+    """`python -m web.app` as `make run` starts it, on ``env``'s databases; yields its URL."""
+    port = port or free_port()
+    process = subprocess.Popen(
+        [str(VENV_BIN / "python"), "-m", "web.app", "--port", str(port)],
+        cwd=REPO_ROOT,
+        env=env,
+        stdout=log_path.open("w"),
+        stderr=subprocess.STDOUT,
+    )
+    try:
+        url = f"http://127.0.0.1:{port}"
+        wait_until_up(f"{url}/staff/login", process, log_path, timeout=60)
+        yield url
+    finally:
+        stop_processes([process])
+
+
 def stop_processes(processes: list[subprocess.Popen]) -> None:
     for process in processes:
         if process.poll() is None:

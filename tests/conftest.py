@@ -13,7 +13,7 @@ from scripts.assistant_servers import Assistant, scratch_postgres_database, star
 
 # sqlite_url, postgres_url, database_url: one database per test, for every folder; axe: the
 # accessibility check of the browser tests.
-pytest_plugins = ["tests.database_fixtures", "tests.web.accessibility"]
+pytest_plugins = ["tests.database_fixtures", "tests.browser_fixtures", "tests.web.accessibility"]
 
 
 @pytest.fixture(scope="session")

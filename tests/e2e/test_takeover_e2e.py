@@ -13,13 +13,9 @@ Without Chromium the browser test is skipped, except in CI (env CI set), where i
 from __future__ import annotations
 
 import json
-import os
 import re
 import secrets
-import shutil
 import sqlite3
-import subprocess
-import sys
 import time
 from collections.abc import Iterator
 from urllib.parse import urlsplit
@@ -39,10 +35,12 @@ from scripts.assistant_servers import (
     launch_rasa_server,
     new_sender,
     start_assistant,
+    start_web_app,
     stop_processes,
     wait_until_up,
 )
 from scripts.twilio_standin import StandInServer
+from tests.browser_fixtures import skip_or_fail
 from web import clinic_page
 
 ARTIFACTS = REPO_ROOT / "tests" / "artifacts"
@@ -53,12 +51,6 @@ STAFF_MESSAGE = "Hi, this is Dana from the clinic. How can I help?"
 PATIENT_REPLY = "my appointment letter says 9am is that right"
 
 pytestmark = pytest.mark.timeout(900)
-
-
-def skip_or_fail(reason: str) -> None:
-    if os.environ.get("CI"):
-        pytest.fail(f"{reason} (CI runs the browser tests)")
-    pytest.skip(reason)
 
 
 @pytest.fixture(scope="module")
@@ -107,36 +99,11 @@ def web_url(staffed_assistant: Assistant, tmp_path_factory) -> Iterator[str]:
         "TRACKER_DATABASE_URL": staffed_assistant.tracker_database_url,
         "FLASK_SECRET_KEY": secrets.token_hex(32),
     }
-    process = subprocess.Popen(
-        [sys.executable, "-m", "web.app", "--port", str(urlsplit(origin).port)],
-        cwd=REPO_ROOT,
-        env=env,
-        stdout=log_path.open("w"),
-        stderr=subprocess.STDOUT,
-    )
-    try:
-        wait_until_up(f"{origin}/staff/login", process, log_path, timeout=60)
+    with start_web_app(env, log_path, port=urlsplit(origin).port):
         yield origin
-    finally:
-        process.terminate()
-        process.wait(timeout=20)
     # The web app logs request paths: no patient words, no conversation ids.
     log = log_path.read_text()
     assert PATIENT_REPLY not in log and "web:" not in log
-
-
-@pytest.fixture(scope="module")
-def browser() -> Iterator:
-    sync_api = pytest.importorskip("playwright.sync_api")
-    executable = os.environ.get("CHROMIUM_PATH") or shutil.which("chromium")
-    if not executable:
-        skip_or_fail("no Chromium: install Debian's package with `apt-get install -y chromium`")
-    with sync_api.sync_playwright() as playwright:
-        browser = playwright.chromium.launch(
-            executable_path=executable, headless=True, args=["--no-sandbox"]
-        )
-        yield browser
-        browser.close()
 
 
 def _responses(page) -> list[str]:

@@ -6,9 +6,7 @@ Without Chromium the tests are skipped, except in CI (env CI set), where they fa
 from __future__ import annotations
 
 import json
-import os
 import re
-import shutil
 import subprocess
 import sys
 from pathlib import Path
@@ -19,6 +17,7 @@ import pytest
 
 from appointments.requests import get_appointment_request
 from scripts.assistant_servers import wait_until_up
+from tests.browser_fixtures import skip_or_fail
 from tests.web.accessibility import press_tab_until
 from web import clinic_page
 
@@ -27,32 +26,6 @@ ARTIFACTS = REPO_ROOT / "tests" / "artifacts"
 PHONE_SCREEN = {"width": 375, "height": 740}
 LOCAL_HOSTS = {"localhost", "127.0.0.1"}
 REPLY_TIMEOUT_MS = 30_000
-
-
-def skip_or_fail(reason: str) -> None:
-    if os.environ.get("CI"):
-        pytest.fail(f"{reason} (CI runs the browser tests)")
-    pytest.skip(reason)
-
-
-def chromium_executable() -> str:
-    path = os.environ.get("CHROMIUM_PATH") or shutil.which("chromium")
-    if not path:
-        skip_or_fail("no Chromium: install Debian's package with `apt-get install -y chromium`")
-    return path
-
-
-@pytest.fixture(scope="module")
-def browser() -> Iterator:
-    sync_api = pytest.importorskip("playwright.sync_api")
-    executable = chromium_executable()
-    with sync_api.sync_playwright() as playwright:
-        # Root in a container has no user namespace for Chromium's sandbox.
-        browser = playwright.chromium.launch(
-            executable_path=executable, headless=True, args=["--no-sandbox"]
-        )
-        yield browser
-        browser.close()
 
 
 @pytest.fixture(scope="module")

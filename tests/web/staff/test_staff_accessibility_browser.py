@@ -5,27 +5,21 @@ status by keyboard alone.
 
 from __future__ import annotations
 
-import os
 import secrets
-import subprocess
 from collections.abc import Iterator
-from pathlib import Path
 
 import pytest
 
 from scripts.assistant_servers import (
-    REPO_ROOT,
-    VENV_BIN,
     Assistant,
     base_environment,
-    free_port,
+    create_staff_account,
     new_sender,
-    wait_until_up,
+    start_web_app,
 )
 from tests.appointments.staff_factories import add_request
 from tests.web.accessibility import press_tab_until
 
-CHROMIUM = Path(os.environ.get("CHROMIUM_PATH", "/usr/bin/chromium"))
 STAFF_NAME = "a11y-tester"
 STAFF_PASSWORD = secrets.token_urlsafe(16)
 # The pages axe-core checks, signed in as an administrator; {reference} is a request with a
@@ -45,23 +39,6 @@ pytestmark = pytest.mark.timeout(900)
 
 
 @pytest.fixture(scope="module")
-def browser() -> Iterator:
-    if not CHROMIUM.exists():
-        message = f"{CHROMIUM} is missing: install it with `apt-get install -y chromium`"
-        if os.environ.get("CI"):
-            pytest.fail(message)
-        pytest.skip(message)
-    from playwright.sync_api import sync_playwright
-
-    with sync_playwright() as playwright:
-        browser = playwright.chromium.launch(
-            executable_path=str(CHROMIUM), headless=True, args=["--no-sandbox"]
-        )
-        yield browser
-        browser.close()
-
-
-@pytest.fixture(scope="module")
 def staff_site(assistant: Assistant, tmp_path_factory: pytest.TempPathFactory) -> Iterator[dict]:
     """The web app on the assistant's databases, an admin account, and one request whose
     conversation really happened in the assistant."""
@@ -78,35 +55,10 @@ def staff_site(assistant: Assistant, tmp_path_factory: pytest.TempPathFactory) -
         TRACKER_DATABASE_URL=assistant.tracker_database_url,
         FLASK_SECRET_KEY=secrets.token_hex(32),
     )
-    created = subprocess.run(
-        [str(VENV_BIN / "python"), "-m", "web.staff.accounts", "create", STAFF_NAME]
-        + ["--role", "admin"],
-        cwd=REPO_ROOT,
-        env={**env, "STAFF_PASSWORD": STAFF_PASSWORD},
-        capture_output=True,
-        text=True,
-        timeout=120,
-    )
-    assert created.returncode == 0, created.stderr
+    create_staff_account(env, STAFF_NAME, STAFF_PASSWORD, role="admin")
     log_path = tmp_path_factory.mktemp("staff-a11y") / "web_app.log"
-    port = free_port()
-    process = subprocess.Popen(
-        [str(VENV_BIN / "python"), "-m", "web.app", "--port", str(port)],
-        cwd=REPO_ROOT,
-        env=env,
-        stdout=log_path.open("w"),
-        stderr=subprocess.STDOUT,
-    )
-    try:
-        url = f"http://127.0.0.1:{port}"
-        wait_until_up(f"{url}/staff/login", process, log_path, timeout=60)
+    with start_web_app(env, log_path) as url:
         yield {"url": url, "reference": reference}
-    finally:
-        process.terminate()
-        try:
-            process.wait(timeout=20)
-        except subprocess.TimeoutExpired:
-            process.kill()
 
 
 @pytest.fixture(scope="module")

@@ -6,10 +6,8 @@ from __future__ import annotations
 
 import csv
 import io
-import os
 import re
 import secrets
-import subprocess
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -17,15 +15,13 @@ import pytest
 
 from scripts.assistant_servers import (
     REPO_ROOT,
-    VENV_BIN,
     Assistant,
     base_environment,
-    free_port,
+    create_staff_account,
     new_sender,
-    wait_until_up,
+    start_web_app,
 )
 
-CHROMIUM = Path(os.environ.get("CHROMIUM_PATH", "/usr/bin/chromium"))
 CHROMIUM_ARGS = [
     "--headless",
     "--no-sandbox",
@@ -62,21 +58,9 @@ CHAT = [
 pytestmark = pytest.mark.timeout(900)
 
 
-@pytest.fixture(scope="session")
-def chromium() -> Path:
-    """Checked before the assistant starts, so a missing browser costs no Rasa start-up."""
-    if not CHROMIUM.exists():
-        message = f"{CHROMIUM} is missing: install it with `apt-get install -y chromium`"
-        if os.environ.get("CI"):
-            pytest.fail(message)
-        pytest.skip(message)
-    return CHROMIUM
-
-
 @pytest.fixture
 def web_app(assistant: Assistant, tmp_path: Path) -> Iterator[str]:
     """`python -m web.app` as `make run` starts it, on the assistant's two databases."""
-    port = free_port()
     env = base_environment()
     env.update(
         DATABASE_URL=assistant.database_url,
@@ -84,34 +68,10 @@ def web_app(assistant: Assistant, tmp_path: Path) -> Iterator[str]:
         # Set here so that the test never writes a key file into the repository's var/.
         FLASK_SECRET_KEY=secrets.token_hex(32),
     )
-    created = subprocess.run(
-        [str(VENV_BIN / "python"), "-m", "web.staff.accounts", "create", STAFF_NAME]
-        + ["--role", "admin"],
-        cwd=REPO_ROOT,
-        env={**env, "STAFF_PASSWORD": STAFF_PASSWORD},
-        capture_output=True,
-        text=True,
-        timeout=120,
-    )
-    assert created.returncode == 0, created.stderr
+    create_staff_account(env, STAFF_NAME, STAFF_PASSWORD, role="admin")
     log_path = tmp_path / "web_app.log"
-    process = subprocess.Popen(
-        [str(VENV_BIN / "python"), "-m", "web.app", "--port", str(port)],
-        cwd=REPO_ROOT,
-        env=env,
-        stdout=log_path.open("w"),
-        stderr=subprocess.STDOUT,
-    )
-    try:
-        url = f"http://127.0.0.1:{port}"
-        wait_until_up(f"{url}/staff/login", process, log_path, timeout=60)
+    with start_web_app(env, log_path) as url:
         yield url
-    finally:
-        process.terminate()
-        try:
-            process.wait(timeout=20)
-        except subprocess.TimeoutExpired:
-            process.kill()
     # Requests are logged with their paths: those must never carry patient details.
     log = log_path.read_text()
     assert PATIENT_NAME.split()[-1] not in log and PATIENT_PHONE_DIGITS not in log

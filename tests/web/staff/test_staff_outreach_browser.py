@@ -6,7 +6,6 @@ patient's replies are answered in context, and the flags appear in the staff lis
 
 from __future__ import annotations
 
-import os
 import re
 import secrets
 import subprocess
@@ -25,13 +24,12 @@ from scripts.assistant_servers import (
     VENV_BIN,
     Assistant,
     base_environment,
-    free_port,
+    create_staff_account,
     new_sender,
-    wait_until_up,
+    start_web_app,
 )
 from scripts.twilio_standin import StandInServer
 
-CHROMIUM = Path(os.environ.get("CHROMIUM_PATH", "/usr/bin/chromium"))
 CHROMIUM_ARGS = ["--headless", "--no-sandbox", "--disable-gpu", "--no-first-run"]
 ARTIFACTS = REPO_ROOT / "tests" / "artifacts"
 STAFF_NAME = "outreach-browser"
@@ -61,20 +59,9 @@ CHAT = [
 pytestmark = pytest.mark.timeout(900)
 
 
-@pytest.fixture(scope="module")
-def chromium() -> Path:
-    if not CHROMIUM.exists():
-        message = f"{CHROMIUM} is missing: install it with `apt-get install -y chromium`"
-        if os.environ.get("CI"):
-            pytest.fail(message)
-        pytest.skip(message)
-    return CHROMIUM
-
-
 @pytest.fixture
 def web_app(assistant: Assistant, tmp_path: Path) -> Iterator[str]:
     """`python -m web.app` as `make run` starts it, on the assistant's databases, clinic in New York."""
-    port = free_port()
     env = base_environment()
     env.update(
         DATABASE_URL=assistant.database_url,
@@ -82,33 +69,10 @@ def web_app(assistant: Assistant, tmp_path: Path) -> Iterator[str]:
         FLASK_SECRET_KEY=secrets.token_hex(32),
         CLINIC_TIMEZONE="America/New_York",
     )
-    created = subprocess.run(
-        [str(VENV_BIN / "python"), "-m", "web.staff.accounts", "create", STAFF_NAME],
-        cwd=REPO_ROOT,
-        env={**env, "STAFF_PASSWORD": STAFF_PASSWORD},
-        capture_output=True,
-        text=True,
-        timeout=120,
-    )
-    assert created.returncode == 0 or "exists" in created.stderr, created.stderr
+    create_staff_account(env, STAFF_NAME, STAFF_PASSWORD)
     log_path = tmp_path / "web_app.log"
-    process = subprocess.Popen(
-        [str(VENV_BIN / "python"), "-m", "web.app", "--port", str(port)],
-        cwd=REPO_ROOT,
-        env=env,
-        stdout=log_path.open("w"),
-        stderr=subprocess.STDOUT,
-    )
-    try:
-        url = f"http://127.0.0.1:{port}"
-        wait_until_up(f"{url}/staff/login", process, log_path, timeout=60)
+    with start_web_app(env, log_path) as url:
         yield url
-    finally:
-        process.terminate()
-        try:
-            process.wait(timeout=20)
-        except subprocess.TimeoutExpired:
-            process.kill()
     log = log_path.read_text()
     assert PATIENT_NAME.split()[-1] not in log and PATIENT_PHONE[2:] not in log
 
