@@ -93,6 +93,21 @@ class ClaimedMessage:
     attempts: int
     appointment_at: datetime
 
+    @classmethod
+    def of(cls, row: OutboundMessage, request: AppointmentRequest) -> ClaimedMessage:
+        """The claimed ``row`` with what sending it needs from its ``request``."""
+        return cls(
+            id=row.id,
+            request_id=row.request_id,
+            reference=request.reference,
+            kind=row.kind,
+            phone_e164=row.phone_e164,
+            due_at=row.due_at,
+            useful_until=row.useful_until,
+            attempts=row.attempts,
+            appointment_at=request.appointment_at,
+        )
+
 
 def plan(
     session: Session,
@@ -217,17 +232,7 @@ def claim(session: Session, message_id: int, worker: str, now: datetime) -> Clai
         .join(AppointmentRequest, AppointmentRequest.id == OutboundMessage.request_id)
         .where(OutboundMessage.id == message_id)
     ).one()
-    return ClaimedMessage(
-        id=row.id,
-        request_id=row.request_id,
-        reference=request.reference,
-        kind=row.kind,
-        phone_e164=row.phone_e164,
-        due_at=row.due_at,
-        useful_until=row.useful_until,
-        attempts=row.attempts,
-        appointment_at=request.appointment_at,
-    )
+    return ClaimedMessage.of(row, request)
 
 
 def handed_over_times(
@@ -313,20 +318,7 @@ def stale_claims(session: Session, older_than: datetime) -> list[ClaimedMessage]
         .join(AppointmentRequest, AppointmentRequest.id == OutboundMessage.request_id)
         .where(OutboundMessage.state == CLAIMED, OutboundMessage.claimed_at < older_than)
     ).all()
-    return [
-        ClaimedMessage(
-            id=row.id,
-            request_id=row.request_id,
-            reference=request.reference,
-            kind=row.kind,
-            phone_e164=row.phone_e164,
-            due_at=row.due_at,
-            useful_until=row.useful_until,
-            attempts=row.attempts,
-            appointment_at=request.appointment_at,
-        )
-        for row, request in rows
-    ]
+    return [ClaimedMessage.of(row, request) for row, request in rows]
 
 
 def reclaim(

@@ -231,17 +231,7 @@ class Worker:
         request = outbox.request_by_id(session, row.request_id)
         if request is None or request.appointment_at is None:
             return None
-        return outbox.ClaimedMessage(
-            id=row.id,
-            request_id=row.request_id,
-            reference=request.reference,
-            kind=row.kind,
-            phone_e164=row.phone_e164,
-            due_at=row.due_at,
-            useful_until=row.useful_until,
-            attempts=row.attempts,
-            appointment_at=request.appointment_at,
-        )
+        return outbox.ClaimedMessage.of(row, request)
 
 
 def build_worker(clock: Callable[[], datetime] = utc_now) -> Worker:
