@@ -19,6 +19,10 @@ TOKEN_ENV = "ACTION_SERVER_TOKEN"  # noqa: S105 - the variable's name, not a sec
 # parameters, Rasa's other option, end up in access logs.
 TOKEN_HEADER = "X-Action-Server-Token"  # noqa: S105 - a header's name
 OPEN_PATHS = frozenset({"/health"})
+# Rasa posts the whole tracker, every event of the conversation, on each action call: past
+# 64 kB within one appointment request. SANIC_REQUEST_MAX_SIZE is the limit for what patients
+# send to Rasa (`make run` exports it), so the action server sets its own: Sanic's default.
+ACTION_CALL_MAX_BYTES = 100_000_000
 
 
 class InsecureBindError(RuntimeError):
@@ -37,6 +41,7 @@ def is_loopback(host: str) -> bool:
 def build_app(actions_package: str, token: str) -> Sanic:
     """rasa-sdk's app, refusing calls without ``token`` (when set) and never echoing a tracker."""
     app = create_app(actions_package, cors_origins=None)
+    app.config.REQUEST_MAX_SIZE = ACTION_CALL_MAX_BYTES
 
     @app.on_request
     async def require_token(request: Request) -> HTTPResponse | None:

@@ -17,7 +17,9 @@ export RASA_PUBLIC_URL="${RASA_PUBLIC_URL:-http://localhost:${RASA_PORT}}"
 trap 'trap - INT TERM EXIT; kill 0 2>/dev/null; wait' INT TERM EXIT
 
 # Every server listens on loopback only: a clinic exposes the assistant through a proxy (compose).
-export SANIC_REQUEST_MAX_SIZE="${SANIC_REQUEST_MAX_SIZE:-65536}"
+# Rasa refuses bodies over 64 kB from patients (only Rasa: its calls to the action server carry
+# the whole conversation, and action_server/ sets its own limit for them).
+SANIC_REQUEST_MAX_SIZE="${SANIC_REQUEST_MAX_SIZE:-65536}"
 .venv/bin/python -m action_server --host 127.0.0.1 --port "$ACTION_SERVER_PORT" &
 
 if [ "${1:-}" = "shell" ]; then
@@ -29,9 +31,10 @@ fi
 # always needs the token; the web app and the outreach worker read the same one (rasa_http/).
 RASA_API_TOKEN="${RASA_API_TOKEN:-$(.venv/bin/python -c 'import rasa_http; print(rasa_http.api_token())')}"
 export RASA_API_TOKEN
-.venv/bin/rasa run --model "$MODEL" --interface 127.0.0.1 --port "$RASA_PORT" \
-  --endpoints endpoints.yml --credentials credentials.yml --cors "$WEB_ORIGIN" \
-  --enable-api --auth-token "$RASA_API_TOKEN" &
+SANIC_REQUEST_MAX_SIZE="$SANIC_REQUEST_MAX_SIZE" \
+  .venv/bin/rasa run --model "$MODEL" --interface 127.0.0.1 --port "$RASA_PORT" \
+    --endpoints endpoints.yml --credentials credentials.yml --cors "$WEB_ORIGIN" \
+    --enable-api --auth-token "$RASA_API_TOKEN" &
 
 # The outreach worker sends the planned reminder texts (README, "Reminders and check-ins"); it
 # listens on nothing, and without Twilio credentials it says so once and sends nothing.

@@ -52,7 +52,8 @@ def action_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[st
     workdir = tmp_path_factory.mktemp("action-server")
     database_url = f"sqlite:///{workdir / 'appointments.db'}"
     env = base_environment()
-    env.update(DATABASE_URL=database_url, ACTION_SERVER_TOKEN=TOKEN)
+    # `make run` used to export Rasa's 64 kB body limit to the action server as well.
+    env.update(DATABASE_URL=database_url, ACTION_SERVER_TOKEN=TOKEN, SANIC_REQUEST_MAX_SIZE="65536")
     migrate(env)
     port = free_port()
     log = workdir / "action_server.log"
@@ -92,6 +93,27 @@ def test_with_the_secret_the_action_server_answers(action_server) -> None:
 
     assert response.status_code == 200
     assert {"name": "action_submit_appointment_request"} in response.json()
+
+
+def test_a_long_conversation_reaches_the_action_server_past_rasas_body_limit(
+    action_server,
+) -> None:
+    # Found by the soak suite: with SANIC_REQUEST_MAX_SIZE=65536 in its environment the action
+    # server refused every call once the tracker passed 64 kB (turn 5 of the request form).
+    url, _, _ = action_server
+    call = forged_submission("Ana Ruiz")
+    call["next_action"] = "action_session_start"
+    call["tracker"]["events"] = [
+        {"event": "bot", "text": "an earlier answer " * 50, "timestamp": float(turn)}
+        for turn in range(200)
+    ]
+    body = json.dumps(call)
+    assert len(body) > 150_000
+
+    response = requests.post(f"{url}/webhook", data=body, headers={TOKEN_HEADER: TOKEN}, timeout=30)
+
+    assert response.status_code == 200, response.text
+    assert any(event["event"] == "session_started" for event in response.json()["events"])
 
 
 def test_an_action_error_never_echoes_or_logs_the_tracker(action_server) -> None:
