@@ -37,14 +37,10 @@ def rasa_url() -> str:
 
 
 def _tracker_url(conversation_id: str, suffix: str = "") -> str:
-    return f"{_conversation_url(conversation_id)}/tracker{suffix}"
-
-
-def _conversation_url(conversation_id: str) -> str:
     # Conversation ids hold ':' and '+' (sms:+15551234567). Rasa does not decode percent-escapes
     # in this path (an escaped id names another, empty conversation), and both characters are
     # allowed as they are in a URL path; everything else is escaped.
-    return f"{rasa_url()}/conversations/{quote(conversation_id, safe=':+')}"
+    return f"{rasa_url()}/conversations/{quote(conversation_id, safe=':+')}/tracker{suffix}"
 
 
 def _call(method: str, url: str, params: dict[str, Any], json: Any = None) -> Any:

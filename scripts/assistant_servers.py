@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import contextlib
 import os
+import secrets
 import socket
 import subprocess
 import sys
@@ -147,6 +148,19 @@ def create_staff_account(env: dict, username: str, password: str, role: str = "s
     )
     if created.returncode != 0 and "exists" not in created.stderr:
         raise RuntimeError(f"could not create staff account {username!r}: {created.stderr}")
+
+
+def web_app_environment(assistant: Assistant, **extra: str) -> dict:
+    """The web app's environment on the assistant's two databases, with its own session key."""
+    env = base_environment()
+    env.update(
+        DATABASE_URL=assistant.database_url,
+        TRACKER_DATABASE_URL=assistant.tracker_database_url,
+        # Set here so that the test never writes a key file into the repository's var/.
+        FLASK_SECRET_KEY=secrets.token_hex(32),
+        **extra,
+    )
+    return env
 
 
 @contextlib.contextmanager

@@ -12,10 +12,10 @@ import pytest
 
 from scripts.assistant_servers import (
     Assistant,
-    base_environment,
     create_staff_account,
     new_sender,
     start_web_app,
+    web_app_environment,
 )
 from tests.appointments.staff_factories import add_request
 from tests.web.accessibility import press_tab_until
@@ -49,12 +49,7 @@ def staff_site(assistant: Assistant, tmp_path_factory: pytest.TempPathFactory) -
         conversation_id=assistant.conversation_id(sender),
         contrast_allergy="unsure",
     )
-    env = base_environment()
-    env.update(
-        DATABASE_URL=assistant.database_url,
-        TRACKER_DATABASE_URL=assistant.tracker_database_url,
-        FLASK_SECRET_KEY=secrets.token_hex(32),
-    )
+    env = web_app_environment(assistant)
     create_staff_account(env, STAFF_NAME, STAFF_PASSWORD, role="admin")
     log_path = tmp_path_factory.mktemp("staff-a11y") / "web_app.log"
     with start_web_app(env, log_path) as url:

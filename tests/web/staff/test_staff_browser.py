@@ -16,10 +16,10 @@ import pytest
 from scripts.assistant_servers import (
     REPO_ROOT,
     Assistant,
-    base_environment,
     create_staff_account,
     new_sender,
     start_web_app,
+    web_app_environment,
 )
 
 CHROMIUM_ARGS = [
@@ -61,13 +61,7 @@ pytestmark = pytest.mark.timeout(900)
 @pytest.fixture
 def web_app(assistant: Assistant, tmp_path: Path) -> Iterator[str]:
     """`python -m web.app` as `make run` starts it, on the assistant's two databases."""
-    env = base_environment()
-    env.update(
-        DATABASE_URL=assistant.database_url,
-        TRACKER_DATABASE_URL=assistant.tracker_database_url,
-        # Set here so that the test never writes a key file into the repository's var/.
-        FLASK_SECRET_KEY=secrets.token_hex(32),
-    )
+    env = web_app_environment(assistant)
     create_staff_account(env, STAFF_NAME, STAFF_PASSWORD, role="admin")
     log_path = tmp_path / "web_app.log"
     with start_web_app(env, log_path) as url:

@@ -23,10 +23,10 @@ from scripts.assistant_servers import (
     REPO_ROOT,
     VENV_BIN,
     Assistant,
-    base_environment,
     create_staff_account,
     new_sender,
     start_web_app,
+    web_app_environment,
 )
 from scripts.twilio_standin import StandInServer
 
@@ -62,13 +62,7 @@ pytestmark = pytest.mark.timeout(900)
 @pytest.fixture
 def web_app(assistant: Assistant, tmp_path: Path) -> Iterator[str]:
     """`python -m web.app` as `make run` starts it, on the assistant's databases, clinic in New York."""
-    env = base_environment()
-    env.update(
-        DATABASE_URL=assistant.database_url,
-        TRACKER_DATABASE_URL=assistant.tracker_database_url,
-        FLASK_SECRET_KEY=secrets.token_hex(32),
-        CLINIC_TIMEZONE="America/New_York",
-    )
+    env = web_app_environment(assistant, CLINIC_TIMEZONE="America/New_York")
     create_staff_account(env, STAFF_NAME, STAFF_PASSWORD)
     log_path = tmp_path / "web_app.log"
     with start_web_app(env, log_path) as url:
