@@ -94,14 +94,24 @@ class MessageGate:
         if len(text) > MAX_MESSAGE_CHARS:
             logger.info("Refused a message of %d characters before NLU", len(text))
             return too_long_text()
-        if not self.limiter.hit(
-            self.per_conversation, "conversation", counter_key(conversation_id)
-        ):
+        if not self.allows(self.per_conversation, "conversation", conversation_id):
             logger.info("Rate limit reached for one conversation; answered 'slow down'")
             return slow_down_text()
-        if client_address and not self.limiter.hit(
-            self.per_address, "address", counter_key(client_address)
-        ):
+        if client_address and not self.allows(self.per_address, "address", client_address):
             logger.info("Rate limit reached for one client address; answered 'slow down'")
             return slow_down_text()
         return None
+
+    def allows(self, limit: RateLimitItem, kind: str, value: str) -> bool:
+        """Counts one message; True when the store of counters (Redis) cannot be reached.
+
+        A flood guard that refused every patient while Redis is down would do more harm than
+        the flood: the message goes on, and Rasa's own lock store decides what happens next.
+        """
+        try:
+            return self.limiter.hit(limit, kind, counter_key(value))
+        except Exception as error:  # noqa: BLE001 - the limits package raises its store's errors
+            logger.warning(
+                "Rate-limit counters unavailable (%s): message let in", type(error).__name__
+            )
+            return True

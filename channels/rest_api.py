@@ -14,6 +14,7 @@ from sanic import Blueprint, response
 from sanic.request import Request
 
 from channels.conversation_ids import rest_conversation_id
+from channels.failures import answering_on_failure
 from channels.message_limits import MessageGate, client_address
 
 
@@ -33,7 +34,7 @@ class NamespacedRestInput(RestInput):
         return self.name()
 
     def blueprint(self, on_new_message: Callable[[UserMessage], Awaitable[Any]]) -> Blueprint:
-        webhook = super().blueprint(on_new_message)
+        webhook = super().blueprint(answering_on_failure(on_new_message))
         gate = MessageGate.from_environment()
 
         @webhook.on_request

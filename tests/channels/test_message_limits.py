@@ -9,6 +9,13 @@ from limits.storage import storage_from_string
 from channels.conversation_ids import WebConversationIds, rest_conversation_id, sms_conversation_id
 from channels.message_limits import MAX_MESSAGE_CHARS, MessageGate
 from clinic.settings import load_clinic_settings
+from scripts.assistant_servers import free_port
+
+
+@pytest.fixture
+def free_tcp_port() -> int:
+    """A loopback port nothing listens on."""
+    return free_port()
 
 
 def gate(per_conversation: str = "3/minute", per_address: str = "5/minute") -> MessageGate:
@@ -46,6 +53,20 @@ def test_one_address_is_slowed_down_across_its_conversations_and_others_are_not(
     assert answers[:5] == [None] * 5
     assert all("faster than I can answer" in answer for answer in answers[5:])
     assert message_gate.refusal("hi", "web:other", "10.0.0.10") is None
+
+
+def test_messages_go_on_when_the_counters_store_cannot_be_reached(
+    free_tcp_port: int,
+) -> None:
+    # Redis down: nothing listens on the port. The gate must not refuse (nor raise: a 500).
+    message_gate = MessageGate(
+        per_conversation=parse("1/minute"),
+        per_address=parse("1/minute"),
+        storage=storage_from_string(f"redis://127.0.0.1:{free_tcp_port}"),
+    )
+
+    assert [message_gate.refusal("hi", "web:one", "10.0.0.1") for _ in range(3)] == [None] * 3
+    assert "too long" in message_gate.refusal("a" * (MAX_MESSAGE_CHARS + 1), "web:one", None)
 
 
 def test_the_limits_come_from_the_environment(monkeypatch: pytest.MonkeyPatch) -> None:
