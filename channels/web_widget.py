@@ -12,6 +12,9 @@ Several Rasa servers: socket.io rooms live in one process, so a message sent out
 staff takeover's, through Rasa's HTTP API on whichever server the call reached) would reach only
 the browsers connected to that server. With SOCKETIO_REDIS_URL set, the servers share their
 emits through Redis (python-socketio's AsyncRedisManager), and the one holding the socket sends it.
+When Redis cannot be reached, python-socketio drops the emit with a log line; ``SharedRooms``
+delivers it to this server's own sockets instead, which behind sticky sessions (deploy/nginx.conf)
+hold the patient's browser: a reply, or the apology of channels/failures.py, still arrives.
 """
 
 from __future__ import annotations
@@ -25,7 +28,7 @@ from rasa.core.channels.socketio import SocketBlueprint, SocketIOInput, SocketIO
 from sanic import Blueprint, response
 from sanic.request import Request
 from sanic.response import HTTPResponse
-from socketio import AsyncRedisManager, AsyncServer
+from socketio import AsyncManager, AsyncRedisManager, AsyncServer
 
 from channels.conversation_ids import WebConversationIds
 from channels.failures import answering_on_failure
@@ -46,10 +49,32 @@ def allowed_origins(value: str) -> Optional[List[str]]:
     return [origin] if origin else None
 
 
+class SharedRooms(AsyncRedisManager):
+    """python-socketio's Redis manager, delivering to this server's own sockets when Redis is down."""
+
+    async def _publish(self, data: Dict[str, Any]) -> Any:
+        published = await super()._publish(data)
+        # python-socketio 5.9 returns None only when it gave up (twice unreachable); nothing went
+        # through Redis, so this server's own delivery cannot double anything.
+        if published is None and data.get("method") == "emit" and data.get("callback") is None:
+            logger.warning(
+                "socket.io emit not shared (Redis unreachable): sent to this server's sockets"
+            )
+            await AsyncManager.emit(
+                self,
+                data["event"],
+                data["data"],
+                namespace=data.get("namespace"),
+                room=data.get("room"),
+                skip_sid=data.get("skip_sid"),
+            )
+        return published
+
+
 def client_manager(environ: Dict[str, str] | None = None) -> AsyncRedisManager | None:
     """Redis shared by every Rasa server's socket.io (SOCKETIO_REDIS_URL); None: this process only."""
     url = (os.environ if environ is None else environ).get(REDIS_URL_ENV, "").strip()
-    return AsyncRedisManager(url, channel=REDIS_CHANNEL) if url else None
+    return SharedRooms(url, channel=REDIS_CHANNEL) if url else None
 
 
 def visitor_address(environ: Dict[str, Any]) -> str | None:

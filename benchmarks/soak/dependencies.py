@@ -21,6 +21,7 @@ from pathlib import Path
 from typing import Awaitable, Callable, Iterator
 
 import aiohttp
+import socketio
 
 from benchmarks.soak.cluster import SoakCluster
 from benchmarks.soak.confirmations import stored_rows
@@ -52,6 +53,7 @@ class DependencyResult:
     saved_after: int = 0  # then confirmed and told "saved"
     rows: int = 0
     doubled: int = 0
+    widget_answered: bool | None = None  # a widget patient's message while it was down
     note: str = ""
 
     def passed(self) -> bool:
@@ -63,15 +65,20 @@ class DependencyResult:
             and self.saved_after == self.patients
             and self.rows == self.patients
             and self.doubled == 0
+            and self.widget_answered is not False
         )
 
     def line(self) -> str:
         during = ", ".join(f"{name}: {count}" for name, count in sorted(self.during.items()))
+        widget = {None: "", True: "; widget patient answered while down: yes"}.get(
+            self.widget_answered, "; widget patient answered while down: NO"
+        )
         return (
             f"{self.dependency}: {self.patients} patients mid-form; while down: {during}; "
             f"5xx: {self.server_errors}; false 'saved': {self.false_saved}; "
             f"resumed the form where it was: {self.resumed}; saved after: {self.saved_after}; "
-            f"rows: {self.rows}; doubled: {self.doubled}" + (f" ({self.note})" if self.note else "")
+            f"rows: {self.rows}; doubled: {self.doubled}{widget}"
+            + (f" ({self.note})" if self.note else "")
         )
 
 
@@ -136,18 +143,44 @@ async def while_down(
     return result
 
 
+async def widget_reply(rasa_url: str, origin: str, text: str, timeout: float = 60) -> str:
+    """A widget patient's message over socket.io (as rasa-webchat sends it); the first reply."""
+    client = socketio.AsyncClient(reconnection=False)
+    confirmed: asyncio.Queue = asyncio.Queue()
+    replies: asyncio.Queue = asyncio.Queue()
+    client.on("session_confirm", confirmed.put_nowait)
+    client.on("bot_uttered", replies.put_nowait)
+    await client.connect(rasa_url, headers={"Origin": origin}, transports=["websocket"])
+    try:
+        await client.emit("session_request", {"session_id": None})
+        await asyncio.wait_for(confirmed.get(), timeout=timeout)
+        await client.emit("user_uttered", {"message": text})
+        reply = await asyncio.wait_for(replies.get(), timeout=timeout)
+        return reply.get("text", "") if isinstance(reply, dict) else ""
+    finally:
+        await client.disconnect()
+
+
 async def redis_down(
     cluster: SoakCluster, patients: int, down_for: float, deadline: float
 ) -> DependencyResult:
+    widget: list[bool] = []
+
     async def stop() -> None:
         await asyncio.to_thread(cluster.redis.stop)
+        # socket.io shares its rooms through Redis (SOCKETIO_REDIS_URL): a reply must still come.
+        try:
+            text = await widget_reply(cluster.rasa_urls[0], cluster.web_origin, TURNS_TO_SUMMARY[0])
+            widget.append(bool(text.strip()))
+        except (asyncio.TimeoutError, socketio.exceptions.ConnectionError):
+            widget.append(False)
 
     async def start() -> None:
         await asyncio.sleep(down_for)
         await asyncio.to_thread(cluster.redis.start)
 
-    return await while_down(
-        "Redis (locks, rate limits)",
+    result = await while_down(
+        "Redis (locks, rate limits, socket.io rooms)",
         cluster.rasa_urls,
         cluster.database_url,
         stop,
@@ -155,6 +188,8 @@ async def redis_down(
         patients,
         deadline,
     )
+    result.widget_answered = bool(widget) and all(widget)
+    return result
 
 
 async def tracker_database_down(
