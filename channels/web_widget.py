@@ -19,12 +19,14 @@ hold the patient's browser: a reply, or the apology of channels/failures.py, sti
 
 from __future__ import annotations
 
+import asyncio
 import logging
 import os
 from typing import Any, Awaitable, Callable, Dict, List, Optional, Text
 
 from rasa.core.channels.channel import InputChannel, UserMessage
 from rasa.core.channels.socketio import SocketBlueprint, SocketIOInput, SocketIOOutput
+from redis.exceptions import RedisError
 from sanic import Blueprint, response
 from sanic.request import Request
 from sanic.response import HTTPResponse
@@ -49,8 +51,36 @@ def allowed_origins(value: str) -> Optional[List[str]]:
     return [origin] if origin else None
 
 
+# How long the socket.io listener waits before subscribing to Redis again, at most (seconds).
+MAX_RESUBSCRIBE_WAIT = 30
+
+
 class SharedRooms(AsyncRedisManager):
     """python-socketio's Redis manager, delivering to this server's own sockets when Redis is down."""
+
+    resubscribe_wait = 1.0
+
+    async def _listen(self) -> Any:
+        """python-socketio 5.9's listener, waiting between attempts while Redis is down.
+
+        Its ``_listen`` subscribes outside its own retry loop, and the listening task calls it
+        again at once after any error: with Redis down that was a busy loop writing about a
+        thousand tracebacks a second to the log and taking a core. Here a failed subscribe
+        waits (1 s, doubling up to 30 s) with one log line, then the task tries again.
+        """
+        try:
+            async for data in super()._listen():
+                self.resubscribe_wait = 1.0
+                yield data
+        except RedisError as error:
+            logger.warning(
+                "socket.io cannot subscribe to Redis (%s): trying again in %.0f s",
+                type(error).__name__,
+                self.resubscribe_wait,
+            )
+            await asyncio.sleep(self.resubscribe_wait)
+            self.resubscribe_wait = min(self.resubscribe_wait * 2, MAX_RESUBSCRIBE_WAIT)
+            self._redis_connect()
 
     async def _publish(self, data: Dict[str, Any]) -> Any:
         published = await super()._publish(data)

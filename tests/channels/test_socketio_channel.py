@@ -181,3 +181,31 @@ def test_with_redis_unreachable_a_reply_still_reaches_this_servers_sockets() -> 
     assert [(eio_sid, "Hello" in str(packet.encode())) for eio_sid, packet in sent] == [
         ("eio-patient", True)
     ]
+
+
+def test_with_redis_unreachable_the_listener_waits_between_attempts() -> None:
+    from socketio import AsyncServer
+
+    from channels.web_widget import SharedRooms
+    from scripts.assistant_servers import free_port
+
+    class CountedAttempts(SharedRooms):
+        attempts = 0
+
+        async def _listen(self) -> Any:
+            CountedAttempts.attempts += 1
+            async for data in super()._listen():
+                yield data
+
+    manager = CountedAttempts(f"redis://127.0.0.1:{free_port()}/2")
+    AsyncServer(async_mode="asgi", client_manager=manager)
+
+    async def listen_for_a_while() -> None:
+        listener = asyncio.ensure_future(manager._thread())
+        await asyncio.sleep(1.5)
+        listener.cancel()
+
+    asyncio.run(listen_for_a_while())
+
+    # python-socketio 5.9 alone tried again at once: thousands of attempts in that time.
+    assert 1 <= CountedAttempts.attempts <= 3
