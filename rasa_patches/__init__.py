@@ -26,6 +26,9 @@ Why they exist, and why they are safe to drop once Rasa does the same:
    message (the form asks the same question again once she resends it) and lets the channel
    apologise. A repeated confirmation is safe: the request is stored once (actions/submission.py).
 
+``install()`` also sets glibc's allocator (``keep_allocator_compact``), which is not Rasa's code
+but is this process's: see its docstring.
+
 Each patch replaces one function whose pinned source is hashed in ``PINNED_SOURCES``: if Rasa's
 code differs, ``install()`` leaves that function alone (and says so in the log), and
 ``tests/test_rasa_patches.py`` fails, so an upgrade is looked at rather than silently patched.
@@ -36,6 +39,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import copy
+import ctypes
 import hashlib
 import inspect
 import logging
@@ -91,8 +95,34 @@ def pinned_functions() -> Dict[str, Callable]:
     return {name: _originals.get(name, function) for name, function in current.items()}
 
 
+# glibc's mallopt parameters (malloc.h).
+M_MMAP_THRESHOLD = -3
+M_ARENA_MAX = -8
+MMAP_THRESHOLD_BYTES = 128 * 1024
+ARENA_MAX = 2
+
+
+def keep_allocator_compact() -> bool:
+    """Keeps glibc from holding on to freed memory in a long-running, many-threaded server.
+
+    Each parse thread can get a malloc arena of its own (up to 8 per core), and glibc raises
+    its mmap threshold each time a large block is freed, after which blocks of a few hundred
+    kB (a message's token features) come from the arenas and leave holes there: the Rasa
+    server's memory crept up by 9-13% over the soak suite's 10,000 messages. Two arenas and a
+    fixed 128 kB threshold (large blocks mapped and unmapped) keep it flat. Not glibc: no-op.
+    """
+    try:
+        libc = ctypes.CDLL("libc.so.6")
+    except OSError:
+        return False
+    return bool(libc.mallopt(M_ARENA_MAX, ARENA_MAX)) and bool(
+        libc.mallopt(M_MMAP_THRESHOLD, MMAP_THRESHOLD_BYTES)
+    )
+
+
 def install() -> Dict[str, bool]:
     """Applies each patch whose target is still the pinned code (idempotent); returns which."""
+    keep_allocator_compact()
     from rasa.core.actions.action import RemoteAction
     from rasa.core.agent import Agent
     from rasa.core.processor import MessageProcessor

@@ -182,3 +182,11 @@ def test_a_rejected_action_is_still_rejected_as_rasa_does() -> None:
 
     assert predict_another is True
     assert [type(event) for event in tracker.events] == [ActionExecutionRejected]
+
+
+def test_the_server_process_keeps_its_allocator_compact_on_glibc() -> None:
+    import platform
+
+    if platform.libc_ver()[0] != "glibc":
+        pytest.skip("mallopt is glibc's")
+    assert rasa_patches.keep_allocator_compact() is True
