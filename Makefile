@@ -20,7 +20,7 @@ WIDGET := web/static/vendor/rasa-webchat.js
 # npm's record of what `npm ci` installed: the widget's package and axe-core for the browser tests.
 NODE_MODULES := web/node_modules/.package-lock.json
 
-.PHONY: run test setup train shell validate lint format lock migrate test-stories test-nlu pytest browser staff-user purge bench
+.PHONY: run test setup train shell validate lint format lock migrate test-stories test-nlu pytest browser staff-user purge bench soak
 
 run: setup $(MODEL) ## Start the action server, the Rasa server and the web app (Ctrl-C stops all)
 	scripts/run.sh
@@ -102,3 +102,6 @@ lock: ## Re-resolve requirements.in into requirements.lock
 
 bench: setup $(MODEL) ## Latency, throughput and memory of the real servers: writes benchmarks/RESULTS.md
 	$(PYTHON) -m benchmarks.run
+
+soak: setup $(MODEL) ## Many patients, hostile input, failing dependencies (about 40 min): writes benchmarks/SOAK.md
+	$(PYTHON) -m benchmarks.soak

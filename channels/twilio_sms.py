@@ -29,7 +29,8 @@ from twilio.twiml.messaging_response import MessagingResponse
 
 from appointments.requests import is_sms_opted_out, set_sms_opt_out, update_sms_delivery_status
 from channels.conversation_ids import sms_conversation_id, sms_phone_number
-from channels.message_limits import MessageGate
+from channels.failures import answering_on_failure, could_not_answer_text
+from channels.message_limits import MessageGate, with_readable_text
 from channels.sms_text import (
     HELP_KEYWORDS,
     OPT_IN_KEYWORDS,
@@ -191,6 +192,7 @@ class TwilioSmsInput(InputChannel):
 
     def blueprint(self, on_new_message: Callable[[UserMessage], Awaitable[Any]]) -> Blueprint:
         webhook = Blueprint("twilio_sms_webhook", __name__)
+        on_new_message = answering_on_failure(with_readable_text(on_new_message))
 
         @webhook.route("/", methods=["GET"])
         async def health(_: Request) -> HTTPResponse:
@@ -305,7 +307,7 @@ class TwilioSmsInput(InputChannel):
             )
         except Exception:  # noqa: BLE001 - the patient is subscribed and must hear something
             logger.exception("The assistant could not answer the SMS from %s", masked(sender))
-            return split_for_sms(apology_text())
+            return split_for_sms(could_not_answer_text())
         return sms_messages(collector.messages)
 
     async def with_button_payload(self, request: Request, conversation_id: str, body: str) -> str:
@@ -339,14 +341,6 @@ def resubscribed_text() -> str:
     return (
         f"You can text {clinic.name}'s assistant again. Ask a question about your HSG, "
         "or reply HELP for help."
-    )
-
-
-def apology_text() -> str:
-    clinic = load_clinic_settings()
-    return (
-        "Sorry, something went wrong on our side. Please try again in a few minutes, "
-        f"or call {clinic.name} at {clinic.phone}."
     )
 
 

@@ -12,23 +12,34 @@ Several Rasa servers: socket.io rooms live in one process, so a message sent out
 staff takeover's, through Rasa's HTTP API on whichever server the call reached) would reach only
 the browsers connected to that server. With SOCKETIO_REDIS_URL set, the servers share their
 emits through Redis (python-socketio's AsyncRedisManager), and the one holding the socket sends it.
+When Redis cannot be reached, python-socketio drops the emit with a log line; ``SharedRooms``
+delivers it to this server's own sockets instead, which behind sticky sessions (deploy/nginx.conf)
+hold the patient's browser: a reply, or the apology of channels/failures.py, still arrives.
 """
 
 from __future__ import annotations
 
+import asyncio
 import logging
 import os
 from typing import Any, Awaitable, Callable, Dict, List, Optional, Text
 
 from rasa.core.channels.channel import InputChannel, UserMessage
 from rasa.core.channels.socketio import SocketBlueprint, SocketIOInput, SocketIOOutput
+from redis.exceptions import RedisError
 from sanic import Blueprint, response
 from sanic.request import Request
 from sanic.response import HTTPResponse
-from socketio import AsyncRedisManager, AsyncServer
+from socketio import AsyncManager, AsyncRedisManager, AsyncServer
 
 from channels.conversation_ids import WebConversationIds
-from channels.message_limits import MAX_SOCKET_PACKET_BYTES, MessageGate, client_address
+from channels.failures import answering_on_failure
+from channels.message_limits import (
+    MAX_SOCKET_PACKET_BYTES,
+    MessageGate,
+    client_address,
+    with_readable_text,
+)
 
 logger = logging.getLogger(__name__)
 
@@ -45,10 +56,60 @@ def allowed_origins(value: str) -> Optional[List[str]]:
     return [origin] if origin else None
 
 
+# How long the socket.io listener waits before subscribing to Redis again, at most (seconds).
+MAX_RESUBSCRIBE_WAIT = 30
+
+
+class SharedRooms(AsyncRedisManager):
+    """python-socketio's Redis manager, delivering to this server's own sockets when Redis is down."""
+
+    resubscribe_wait = 1.0
+
+    async def _listen(self) -> Any:
+        """python-socketio 5.9's listener, waiting between attempts while Redis is down.
+
+        Its ``_listen`` subscribes outside its own retry loop, and the listening task calls it
+        again at once after any error: with Redis down that was a busy loop writing about a
+        thousand tracebacks a second to the log and taking a core. Here a failed subscribe
+        waits (1 s, doubling up to 30 s) with one log line, then the task tries again.
+        """
+        try:
+            async for data in super()._listen():
+                self.resubscribe_wait = 1.0
+                yield data
+        except RedisError as error:
+            logger.warning(
+                "socket.io cannot subscribe to Redis (%s): trying again in %.0f s",
+                type(error).__name__,
+                self.resubscribe_wait,
+            )
+            await asyncio.sleep(self.resubscribe_wait)
+            self.resubscribe_wait = min(self.resubscribe_wait * 2, MAX_RESUBSCRIBE_WAIT)
+            self._redis_connect()
+
+    async def _publish(self, data: Dict[str, Any]) -> Any:
+        published = await super()._publish(data)
+        # python-socketio 5.9 returns None only when it gave up (twice unreachable); nothing went
+        # through Redis, so this server's own delivery cannot double anything.
+        if published is None and data.get("method") == "emit" and data.get("callback") is None:
+            logger.warning(
+                "socket.io emit not shared (Redis unreachable): sent to this server's sockets"
+            )
+            await AsyncManager.emit(
+                self,
+                data["event"],
+                data["data"],
+                namespace=data.get("namespace"),
+                room=data.get("room"),
+                skip_sid=data.get("skip_sid"),
+            )
+        return published
+
+
 def client_manager(environ: Dict[str, str] | None = None) -> AsyncRedisManager | None:
     """Redis shared by every Rasa server's socket.io (SOCKETIO_REDIS_URL); None: this process only."""
     url = (os.environ if environ is None else environ).get(REDIS_URL_ENV, "").strip()
-    return AsyncRedisManager(url, channel=REDIS_CHANNEL) if url else None
+    return SharedRooms(url, channel=REDIS_CHANNEL) if url else None
 
 
 def visitor_address(environ: Dict[str, Any]) -> str | None:
@@ -69,6 +130,7 @@ class WebWidgetInput(SocketIOInput):
         return channel
 
     def blueprint(self, on_new_message: Callable[[UserMessage], Awaitable[Any]]) -> Blueprint:
+        on_new_message = answering_on_failure(with_readable_text(on_new_message))
         env_name = getattr(self, "allowed_origins_env", DEFAULT_ALLOWED_ORIGINS_ENV)
         sio = AsyncServer(
             async_mode="sanic",

@@ -7,6 +7,8 @@ from typing import Any
 import sqlalchemy as sa
 from rasa.core.tracker_store import SQLTrackerStore
 
+import rasa_patches
+
 
 class QuietSQLTrackerStore(SQLTrackerStore):
     """Rasa's SQL tracker store whose database errors never quote the statement's values.
@@ -18,6 +20,9 @@ class QuietSQLTrackerStore(SQLTrackerStore):
     """
 
     def __init__(self, *args: Any, **kwargs: Any) -> None:
+        # Rasa builds the tracker store before its Agent: the patch that keeps the Agent from
+        # wrapping it in a FailSafeTrackerStore (rasa_patches, 3.) must be in place by then.
+        rasa_patches.install()
         super().__init__(*args, **kwargs)
         # Read by SQLAlchemy whenever it wraps a database error or logs a statement.
         self.engine.hide_parameters = True

@@ -163,17 +163,21 @@ def web_app_environment(assistant: Assistant, **extra: str) -> dict:
     return env
 
 
-@contextlib.contextmanager
-def start_web_app(env: dict, log_path: Path, port: int | None = None) -> Iterator[str]:
-    """`python -m web.app` as `make run` starts it, on ``env``'s databases; yields its URL."""
-    port = port or free_port()
-    process = subprocess.Popen(
+def launch_web_app(port: int, env: dict, log_path: Path) -> subprocess.Popen:
+    return subprocess.Popen(
         [str(VENV_BIN / "python"), "-m", "web.app", "--port", str(port)],
         cwd=REPO_ROOT,
         env=env,
         stdout=log_path.open("w"),
         stderr=subprocess.STDOUT,
     )
+
+
+@contextlib.contextmanager
+def start_web_app(env: dict, log_path: Path, port: int | None = None) -> Iterator[str]:
+    """`python -m web.app` as `make run` starts it, on ``env``'s databases; yields its URL."""
+    port = port or free_port()
+    process = launch_web_app(port, env, log_path)
     try:
         url = f"http://127.0.0.1:{port}"
         wait_until_up(f"{url}/staff/login", process, log_path, timeout=60)

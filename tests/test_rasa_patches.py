@@ -1,4 +1,4 @@
-"""The two patches of the pinned Rasa: they still fit its code, and they do what they say."""
+"""The patches of the pinned Rasa: they still fit its code, and they do what they say."""
 
 from __future__ import annotations
 
@@ -8,8 +8,16 @@ from typing import Any, Dict, List
 
 import jsonschema
 import pytest
-from rasa.core.actions.action import RemoteAction
+from rasa.core.actions.action import Action, ActionExecutionRejection, RemoteAction
+from rasa.core.agent import Agent
+from rasa.core.channels.channel import CollectingOutputChannel
+from rasa.core.policies.policy import PolicyPrediction
 from rasa.core.processor import MessageProcessor
+from rasa.core.tracker_store import InMemoryTrackerStore
+from rasa.shared.core.domain import Domain
+from rasa.shared.core.events import ActionExecutionRejected
+from rasa.shared.core.trackers import DialogueStateTracker
+from rasa.shared.exceptions import RasaException
 
 import rasa_patches
 
@@ -20,7 +28,7 @@ def test_the_patched_functions_are_still_the_pinned_rasa_code() -> None:
         assert rasa_patches.source_sha256(function) == rasa_patches.PINNED_SOURCES[name], name
 
 
-def test_install_applies_both_patches() -> None:
+def test_install_applies_every_patch() -> None:
     assert rasa_patches.install() == {name: True for name in rasa_patches.PINNED_SOURCES}
     assert MessageProcessor.parse_message is rasa_patches.parse_message_off_the_loop
     assert RemoteAction._validate_action_result is (
@@ -115,3 +123,70 @@ def test_a_waiting_parse_lets_the_next_one_in_and_others_take_turns() -> None:
     # Without others_may_run the first parse would hold the graph lock and wait forever.
     assert [p["text"] for p in asyncio.run(main())] == ["one", "two"]
     assert not rasa_patches.GRAPH_LOCK.locked()
+
+
+class FailingTrackerStore(InMemoryTrackerStore):
+    """A tracker database that cannot be reached."""
+
+    async def retrieve(self, sender_id: str) -> None:
+        raise ConnectionError("the tracker database is down")
+
+
+def test_the_agent_keeps_the_tracker_store_unwrapped_so_its_failures_reach_the_channel() -> None:
+    rasa_patches.install()
+    store = FailingTrackerStore(Domain.empty())
+    agent = Agent(domain=Domain.empty(), tracker_store=store)
+
+    # Rasa's FailSafeTrackerStore would answer None here: an empty conversation.
+    assert agent.tracker_store is store
+    with pytest.raises(ConnectionError):
+        asyncio.run(agent.tracker_store.retrieve("rest:someone"))
+    assert isinstance(Agent(domain=Domain.empty()).tracker_store, InMemoryTrackerStore)
+
+
+class RaisingAction(Action):
+    """A custom action whose action server cannot be reached."""
+
+    def name(self) -> str:
+        return "action_unreachable"
+
+    async def run(self, *args: Any, **kwargs: Any) -> List:
+        raise RasaException("Failed to execute custom action 'action_unreachable'")
+
+
+class RejectingAction(RaisingAction):
+    async def run(self, *args: Any, **kwargs: Any) -> List:
+        raise ActionExecutionRejection(self.name())
+
+
+def run_action(action: Action) -> tuple[bool, DialogueStateTracker]:
+    rasa_patches.install()
+    processor = MessageProcessor.__new__(MessageProcessor)
+    processor.domain = Domain.empty()
+    tracker = DialogueStateTracker.from_events("rest:someone", [])
+    prediction = PolicyPrediction([], "RulePolicy")
+    predict_another = asyncio.run(
+        processor._run_action(action, tracker, CollectingOutputChannel(), None, prediction)
+    )
+    return predict_another, tracker
+
+
+def test_a_custom_action_that_fails_fails_the_turn_instead_of_going_silent() -> None:
+    with pytest.raises(rasa_patches.ActionFailedError) as failed:
+        run_action(RaisingAction())
+    assert isinstance(failed.value.__cause__, RasaException)
+
+
+def test_a_rejected_action_is_still_rejected_as_rasa_does() -> None:
+    predict_another, tracker = run_action(RejectingAction())
+
+    assert predict_another is True
+    assert [type(event) for event in tracker.events] == [ActionExecutionRejected]
+
+
+def test_the_server_process_keeps_its_allocator_compact_on_glibc() -> None:
+    import platform
+
+    if platform.libc_ver()[0] != "glibc":
+        pytest.skip("mallopt is glibc's")
+    assert rasa_patches.keep_allocator_compact() is True

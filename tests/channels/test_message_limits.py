@@ -2,13 +2,29 @@
 
 from __future__ import annotations
 
+import asyncio
+import warnings
+
 import pytest
 from limits import parse
 from limits.storage import storage_from_string
+from rasa.core.channels.channel import CollectingOutputChannel, UserMessage
 
 from channels.conversation_ids import WebConversationIds, rest_conversation_id, sms_conversation_id
-from channels.message_limits import MAX_MESSAGE_CHARS, MessageGate
+from channels.message_limits import (
+    MAX_MESSAGE_CHARS,
+    MessageGate,
+    readable_text,
+    with_readable_text,
+)
 from clinic.settings import load_clinic_settings
+from scripts.assistant_servers import free_port
+
+
+@pytest.fixture
+def free_tcp_port() -> int:
+    """A loopback port nothing listens on."""
+    return free_port()
 
 
 def gate(per_conversation: str = "3/minute", per_address: str = "5/minute") -> MessageGate:
@@ -48,6 +64,20 @@ def test_one_address_is_slowed_down_across_its_conversations_and_others_are_not(
     assert message_gate.refusal("hi", "web:other", "10.0.0.10") is None
 
 
+def test_messages_go_on_when_the_counters_store_cannot_be_reached(
+    free_tcp_port: int,
+) -> None:
+    # Redis down: nothing listens on the port. The gate must not refuse (nor raise: a 500).
+    message_gate = MessageGate(
+        per_conversation=parse("1/minute"),
+        per_address=parse("1/minute"),
+        storage=storage_from_string(f"redis://127.0.0.1:{free_tcp_port}"),
+    )
+
+    assert [message_gate.refusal("hi", "web:one", "10.0.0.1") for _ in range(3)] == [None] * 3
+    assert "too long" in message_gate.refusal("a" * (MAX_MESSAGE_CHARS + 1), "web:one", None)
+
+
 def test_the_limits_come_from_the_environment(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setenv("RATE_LIMIT_PER_CONVERSATION", "2/second")
     monkeypatch.setenv("RATE_LIMIT_PER_ADDRESS", "7/hour")
@@ -83,3 +113,45 @@ def test_only_tokens_signed_with_the_servers_secret_name_a_conversation() -> Non
         ids.conversation_id(f"{random_part}.{tag[:-1]}x" if tag[-1] != "x" else token[:-1]) is None
     )
     assert ids.issue() != token
+
+
+@pytest.mark.parametrize("text", ["", "   ", "\t\r\n", "\u00a0", "\u3000", "\u2028", "\x00\x01"])
+def test_a_message_without_words_gets_a_friendly_line_before_nlu(text: str) -> None:
+    refusal = gate().refusal(text, "web:blank", "10.0.0.1")
+
+    assert "didn't get any words" in refusal
+    assert load_clinic_settings().phone in refusal and "911" in refusal
+
+
+def test_text_reaches_nlu_and_the_databases_without_lone_surrogates_or_control_characters() -> None:
+    assert readable_text("does it \udc80 hurt\x00?") == "does it \ufffd hurt?"
+    assert readable_text("line one\nline\ttwo\r\n") == "line one\nline\ttwo\r\n"
+    assert readable_text("ça fait mal 😟") == "ça fait mal 😟"
+
+
+def test_a_typed_undo_payload_is_read_as_a_word_not_as_rasas_silent_undo() -> None:
+    assert readable_text("/back") == "back"
+    assert readable_text(" /BACK please") == "back please"
+    assert readable_text("/book_appointment") == "/book_appointment"
+
+
+def test_every_channel_gives_nlu_the_readable_text() -> None:
+    received: list[str] = []
+
+    async def on_new_message(message: UserMessage) -> None:
+        received.append(message.text)
+
+    handler = with_readable_text(on_new_message)
+    asyncio.run(handler(UserMessage("hi\ud800\x07", CollectingOutputChannel(), "rest:x")))
+
+    assert received == ["hi\ufffd"]
+
+
+def test_rasas_warning_that_quotes_a_malformed_payload_is_not_written() -> None:
+    from rasa.shared.utils.io import raise_warning
+
+    with warnings.catch_warnings(record=True) as caught:
+        with_readable_text(lambda message: None)  # as each channel's blueprint does
+        raise_warning('Failed to parse arguments in line \'/inform{"full_name": "Jane Roe"\'.')
+
+    assert caught == []

@@ -5,7 +5,7 @@ from __future__ import annotations
 import asyncio
 import inspect
 import uuid
-from typing import Dict, List, Tuple
+from typing import Any, Dict, List, Tuple
 
 import requests
 import socketio
@@ -152,3 +152,60 @@ def test_the_widget_shares_its_rooms_through_redis_when_told_to() -> None:
     assert client_manager({}) is None
     manager = client_manager({"SOCKETIO_REDIS_URL": "redis://127.0.0.1:6379/2"})
     assert isinstance(manager, AsyncRedisManager)
+
+
+def test_with_redis_unreachable_a_reply_still_reaches_this_servers_sockets() -> None:
+
+    from socketio import AsyncServer
+
+    from channels.web_widget import SharedRooms
+    from scripts.assistant_servers import free_port
+
+    # Nothing listens on the port: python-socketio alone would log "giving up" and drop it.
+    manager = SharedRooms(f"redis://127.0.0.1:{free_port()}/2")
+    server = AsyncServer(async_mode="asgi", client_manager=manager)
+    sent: list[tuple[str, Any]] = []
+
+    async def send_packet(eio_sid: str, packet: Any) -> None:
+        sent.append((eio_sid, packet))
+
+    server._send_eio_packet = send_packet
+    sid = manager.connect("eio-patient", "/")
+    manager.enter_room(sid, "/", "web:conversation")
+    manager.connect("eio-someone-else", "/")  # another patient's socket, not in the room
+
+    asyncio.run(
+        manager.emit("bot_uttered", {"text": "Hello"}, namespace="/", room="web:conversation")
+    )
+
+    assert [(eio_sid, "Hello" in str(packet.encode())) for eio_sid, packet in sent] == [
+        ("eio-patient", True)
+    ]
+
+
+def test_with_redis_unreachable_the_listener_waits_between_attempts() -> None:
+    from socketio import AsyncServer
+
+    from channels.web_widget import SharedRooms
+    from scripts.assistant_servers import free_port
+
+    class CountedAttempts(SharedRooms):
+        attempts = 0
+
+        async def _listen(self) -> Any:
+            CountedAttempts.attempts += 1
+            async for data in super()._listen():
+                yield data
+
+    manager = CountedAttempts(f"redis://127.0.0.1:{free_port()}/2")
+    AsyncServer(async_mode="asgi", client_manager=manager)
+
+    async def listen_for_a_while() -> None:
+        listener = asyncio.ensure_future(manager._thread())
+        await asyncio.sleep(1.5)
+        listener.cancel()
+
+    asyncio.run(listen_for_a_while())
+
+    # python-socketio 5.9 alone tried again at once: thousands of attempts in that time.
+    assert 1 <= CountedAttempts.attempts <= 3

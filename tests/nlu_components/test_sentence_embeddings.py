@@ -330,3 +330,21 @@ def test_a_texts_embedding_does_not_depend_on_its_batch(encoder: OnnxMPNetEncode
     for company in (["hi"], [text, text], ["can i eat before the test? please tell me", "no"]):
         together = encoder.embed(company + [text], batch_size=8)
         np.testing.assert_allclose(together[-1:], alone, atol=1e-6)
+
+
+def test_no_forward_pass_takes_more_token_rows_than_the_cap(encoder: OnnxMPNetEncoder) -> None:
+    from nlu_components.onnx_encoder import MAX_BATCH_TOKENS
+
+    # 40 long texts (truncated at 128 tokens) and 40 short ones, as a busy server might batch.
+    texts = ["is it normal to bleed a little " * 40] * 40 + ["does it hurt"] * 40
+    tokens = [sum(e.attention_mask) for e in encoder._tokenizer.encode_batch(texts)]
+
+    batches = list(encoder._batches(texts, batch_size=32))
+
+    assert sorted(i for batch in batches for i in batch) == list(range(len(texts)))
+    for batch in batches:
+        padded = max(tokens[i] + tokens[i] % 2 for i in batch)
+        assert len(batch) <= 32 and len(batch) * padded <= MAX_BATCH_TOKENS
+    # A long text's embedding does not depend on how it was batched.
+    alone = encoder.embed(texts[:1])[0]
+    assert float(np.dot(alone, encoder.embed(texts)[0])) > 0.9999

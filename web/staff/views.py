@@ -541,7 +541,7 @@ def search() -> Any:
     search_form = SearchForm()
     if not search_form.validate():
         return _render_list(filter_form, None, search_form=search_form, status=400)
-    term = search_form.q.data.strip()
+    term = (search_form.q.data or "").strip()
     if not term:
         return redirect(url_for("staff.request_list", **_filter_arguments(filter_form)))
     return _render_list(filter_form, term, search_form=search_form)

@@ -342,3 +342,11 @@ def test_garbage_dates_are_explained(signed_in, database_url, query: str) -> Non
     response = signed_in.get(f"/staff/requests?{query}")
     assert response.status_code == 200
     assert query.endswith("=") or "Not a valid date value." in response.get_data(as_text=True)
+
+
+def test_a_search_posted_without_its_field_goes_back_to_the_list_not_an_error(signed_in) -> None:
+    # A forged or truncated post (the soak suite's fuzz found a 500 here).
+    response = signed_in.post_form("/staff/requests", "/staff/requests/search", {})
+
+    assert response.status_code == 302
+    assert response.headers["Location"].startswith("/staff/requests")

@@ -1,0 +1,1 @@
+"""The soak and fault suite (`make soak`): many patients, hostile input and failing dependencies."""
