@@ -566,6 +566,7 @@ class FuzzResult:
     socketio_probes: Counter = field(default_factory=Counter)
     memory_after_warm_up: dict[str, float] = field(default_factory=dict)
     memory_after: dict[str, float] = field(default_factory=dict)
+    memory_trace: list[tuple[int, dict[str, float]]] = field(default_factory=list)
     all_answering_after: dict[str, bool] = field(default_factory=dict)
     elapsed: float = 0.0
 
@@ -649,6 +650,12 @@ class FuzzResult:
                 f"{name} {self.memory_after_warm_up.get(name, 0):,.0f} -> "
                 f"{self.memory_after.get(name, 0):,.0f} ({growth:+.1%})"
                 for name, growth in self.growth().items()
+            ),
+            "Rasa servers' memory (MB) after each tenth of the messages: "
+            + "; ".join(
+                f"{sent:,}: "
+                + " / ".join(f"{mb:,.0f}" for name, mb in memory.items() if name.startswith("rasa"))
+                for sent, memory in self.memory_trace
             ),
             "Problems: " + (", ".join(self.problems()) or "none"),
             "Answering afterwards: "
@@ -1618,7 +1625,14 @@ async def run_fuzz(
             await malformed.run_all()
         logger.info("Fuzz: warm-up done in %.0f s", time.monotonic() - started)
         result.memory_after_warm_up = await asyncio.to_thread(cluster.resident_memory_mb)
-        await run.converse(conversations, concurrency)
+        # Memory every tenth of the way: a trend, so growth that levels off is told from a leak.
+        tenth = max(1, len(conversations) // 10)
+        for start in range(0, len(conversations), tenth):
+            await run.converse(conversations[start : start + tenth], concurrency)
+            memory = await asyncio.to_thread(cluster.resident_memory_mb)
+            result.memory_trace.append(
+                (sum(len(c.messages) for c in conversations[: start + tenth]), memory)
+            )
         logger.info("Fuzz: %d messages sent in %.0f s", messages, time.monotonic() - started)
         await malformed.run_all()
         await socketio_event_probes(run)
