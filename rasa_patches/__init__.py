@@ -291,9 +291,12 @@ async def run_action_failing_the_turn(
     """Rasa 3.6.21's MessageProcessor._run_action, raising where Rasa would log and go on.
 
     Rasa's own code runs unchanged (rejections still reject); the action's ``run`` is watched
-    for the exceptions Rasa would swallow, and the first one is raised once Rasa returns.
+    for the action server's failures (``RasaException``: unreachable, an error status), and the
+    first one is raised once Rasa returns. Other exceptions are Rasa's own, swallowed as before:
+    events posted through the HTTP API start a session whose responses have no output channel.
     """
     from rasa.core.actions.action import ActionExecutionRejection
+    from rasa.shared.exceptions import RasaException
 
     failures: list[Exception] = []
     run = action.run
@@ -303,7 +306,7 @@ async def run_action_failing_the_turn(
             return await run(*args, **kwargs)
         except ActionExecutionRejection:
             raise
-        except Exception as error:
+        except RasaException as error:
             failures.append(error)
             raise
 

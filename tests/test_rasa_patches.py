@@ -190,3 +190,17 @@ def test_the_server_process_keeps_its_allocator_compact_on_glibc() -> None:
     if platform.libc_ver()[0] != "glibc":
         pytest.skip("mallopt is glibc's")
     assert rasa_patches.keep_allocator_compact() is True
+
+
+class BrokenInsideRasa(RaisingAction):
+    """An error in Rasa's own code around an action (not the action server's failure)."""
+
+    async def run(self, *args: Any, **kwargs: Any) -> List:
+        raise AttributeError("'NoneType' object has no attribute 'name'")
+
+
+def test_an_error_of_rasas_own_is_still_logged_and_passed_over_as_rasa_does() -> None:
+    # POST /conversations/<id>/tracker/events starts a session with no output channel.
+    predict_another, tracker = run_action(BrokenInsideRasa())
+
+    assert predict_another is True

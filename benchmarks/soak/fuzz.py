@@ -1420,6 +1420,8 @@ class MalformedRequests:
 
     def __init__(self, run: FuzzRun, concurrency: int) -> None:
         self.run = run
+        self.staff_cookies = aiohttp.CookieJar(unsafe=True)
+        self.staff_token: str | None = None
         self.cluster = run.cluster
         self.result = run.result
         self.semaphore = asyncio.Semaphore(concurrency)
@@ -1526,8 +1528,12 @@ class MalformedRequests:
                 signed_out_token = csrf_token_in(await response.text())
             probes += web_probes(routes, signed_out_token, signed_in=False)
             await self.send_all(signed_out, probes)
-        async with aiohttp.ClientSession(cookie_jar=aiohttp.CookieJar(unsafe=True)) as staff:
-            token = await self.sign_in(staff)
+        # One sign-in for every pass: the staff area allows 10 sign-in posts a minute per address
+        # (web/staff/throttle.py), and the signed-out probes spend them.
+        async with aiohttp.ClientSession(cookie_jar=self.staff_cookies) as staff:
+            if self.staff_token is None:
+                self.staff_token = await self.sign_in(staff)
+            token = self.staff_token
             self.result.staff_signed_in = token is not None
             signed_in_probes: list[Probe] = []
             if token is not None:
