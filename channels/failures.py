@@ -17,6 +17,7 @@ from typing import Any, Awaitable, Callable
 
 from rasa.core.channels.channel import UserMessage
 
+from channels.message_limits import with_readable_text
 from clinic.settings import load_clinic_settings
 
 logger = logging.getLogger(__name__)
@@ -57,3 +58,8 @@ def answering_on_failure(on_new_message: MessageHandler) -> MessageHandler:
             return None
 
     return handle
+
+
+def patient_message_handler(on_new_message: MessageHandler) -> MessageHandler:
+    """Rasa's handler as every patient channel calls it: readable text in, never silence out."""
+    return answering_on_failure(with_readable_text(on_new_message))

@@ -14,8 +14,8 @@ from sanic import Blueprint, response
 from sanic.request import Request
 
 from channels.conversation_ids import rest_conversation_id
-from channels.failures import answering_on_failure
-from channels.message_limits import MessageGate, client_address, with_readable_text
+from channels.failures import patient_message_handler
+from channels.message_limits import MessageGate, client_address
 
 
 class NamespacedRestInput(RestInput):
@@ -34,7 +34,7 @@ class NamespacedRestInput(RestInput):
         return self.name()
 
     def blueprint(self, on_new_message: Callable[[UserMessage], Awaitable[Any]]) -> Blueprint:
-        webhook = super().blueprint(answering_on_failure(with_readable_text(on_new_message)))
+        webhook = super().blueprint(patient_message_handler(on_new_message))
         gate = MessageGate.from_environment()
 
         @webhook.on_request

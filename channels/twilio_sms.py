@@ -29,8 +29,8 @@ from twilio.twiml.messaging_response import MessagingResponse
 
 from appointments.requests import is_sms_opted_out, set_sms_opt_out, update_sms_delivery_status
 from channels.conversation_ids import sms_conversation_id, sms_phone_number
-from channels.failures import answering_on_failure, could_not_answer_text
-from channels.message_limits import MessageGate, with_readable_text
+from channels.failures import could_not_answer_text, patient_message_handler
+from channels.message_limits import MessageGate
 from channels.sms_text import (
     HELP_KEYWORDS,
     OPT_IN_KEYWORDS,
@@ -192,7 +192,7 @@ class TwilioSmsInput(InputChannel):
 
     def blueprint(self, on_new_message: Callable[[UserMessage], Awaitable[Any]]) -> Blueprint:
         webhook = Blueprint("twilio_sms_webhook", __name__)
-        on_new_message = answering_on_failure(with_readable_text(on_new_message))
+        on_new_message = patient_message_handler(on_new_message)
 
         @webhook.route("/", methods=["GET"])
         async def health(_: Request) -> HTTPResponse:

@@ -33,12 +33,11 @@ from sanic.response import HTTPResponse
 from socketio import AsyncManager, AsyncRedisManager, AsyncServer
 
 from channels.conversation_ids import WebConversationIds
-from channels.failures import answering_on_failure
+from channels.failures import patient_message_handler
 from channels.message_limits import (
     MAX_SOCKET_PACKET_BYTES,
     MessageGate,
     client_address,
-    with_readable_text,
 )
 
 logger = logging.getLogger(__name__)
@@ -130,7 +129,7 @@ class WebWidgetInput(SocketIOInput):
         return channel
 
     def blueprint(self, on_new_message: Callable[[UserMessage], Awaitable[Any]]) -> Blueprint:
-        on_new_message = answering_on_failure(with_readable_text(on_new_message))
+        on_new_message = patient_message_handler(on_new_message)
         env_name = getattr(self, "allowed_origins_env", DEFAULT_ALLOWED_ORIGINS_ENV)
         sio = AsyncServer(
             async_mode="sanic",
