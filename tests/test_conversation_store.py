@@ -57,3 +57,18 @@ def test_sqlite_commits_append_to_a_write_ahead_log(tmp_path: Path) -> None:
     # WAL is a property of the file: the staff pages' read-only connection finds it too.
     with sqlite3.connect(tmp_path / "t.db") as other:
         assert other.execute("PRAGMA journal_mode").fetchone() == ("wal",)
+
+
+def test_sqlite_keeps_its_connection_so_a_turn_does_not_checkpoint(tmp_path: Path) -> None:
+    # Closing the last connection to a WAL database folds the log into the database and
+    # deletes it: without a pool every turn paid that. The log outlives the turn now.
+    store = QuietSQLTrackerStore(Domain.empty(), dialect="sqlite", db=str(tmp_path / "t.db"))
+    tracker = DialogueStateTracker("web:abc", slots=[])
+    tracker.update(UserUttered("does an hsg hurt"))
+
+    asyncio.run(store.save(tracker))
+
+    assert (tmp_path / "t.db-wal").exists()
+    assert store.engine.hide_parameters
+    store.engine.dispose()
+    assert not (tmp_path / "t.db-wal").exists()

@@ -204,3 +204,14 @@ def test_an_error_of_rasas_own_is_still_logged_and_passed_over_as_rasa_does() ->
     predict_another, tracker = run_action(BrokenInsideRasa())
 
     assert predict_another is True
+
+
+def test_the_server_process_trims_its_heaps_in_the_background_once() -> None:
+    import platform
+
+    if platform.libc_ver()[0] != "glibc":
+        pytest.skip("malloc_trim is glibc's")
+    rasa_patches.keep_allocator_compact()
+    rasa_patches.keep_allocator_compact()
+    trimmers = [t for t in threading.enumerate() if t.name == "heap-trim"]
+    assert len(trimmers) == 1 and trimmers[0].daemon
