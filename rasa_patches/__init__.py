@@ -1,4 +1,4 @@
-"""Small patches of the pinned Rasa 3.6.21: two take work off each served turn, two make failures visible.
+"""Small patches of the pinned Rasa 3.6.21: three take work off each served turn, two make failures visible.
 
 Why they exist, and why they are safe to drop once Rasa does the same:
 
@@ -25,6 +25,12 @@ Why they exist, and why they are safe to drop once Rasa does the same:
    server hears nothing. Failing the turn instead keeps the conversation as it was before her
    message (the form asks the same question again once she resends it) and lets the channel
    apologise. A repeated confirmation is safe: the request is stored once (actions/submission.py).
+5. **An event's class is looked up once per event name.** Rasa 3.6's ``Event.resolve_by_type``
+   walks every subclass of ``Event`` (``all_subclasses``, recursive, with an ``isabstract`` check
+   for each) for every stored event it reads back: a turn reads the whole conversation, so this
+   was about 5% of the server's time under load. The patched version remembers the class that
+   Rasa's own lookup found for each name (names it does not find are looked up every time, as
+   before, so the default and the error stay Rasa's).
 
 ``install()`` also sets glibc's allocator (``keep_allocator_compact``), which is not Rasa's code
 but is this process's: see its docstring.
@@ -64,6 +70,9 @@ PINNED_SOURCES = {
     "rasa.core.processor.MessageProcessor._run_action": (
         "6d383d0179ef1187639887289168959a5a82f94e6949e4e27bb83b2165094995"
     ),
+    "rasa.shared.core.events.Event.resolve_by_type": (
+        "b5cf570fa7f286c7059ec73d8880528d03a78b28cf4e80285a46079c0fa65968"
+    ),
 }
 # Parses in flight at once: how many waiting messages one forward pass can take together.
 PARSE_THREADS = 16
@@ -85,6 +94,7 @@ def pinned_functions() -> Dict[str, Callable]:
     from rasa.core.actions.action import RemoteAction
     from rasa.core.agent import Agent
     from rasa.core.processor import MessageProcessor
+    from rasa.shared.core.events import Event
 
     current = {
         "rasa.core.processor.MessageProcessor.parse_message": MessageProcessor.parse_message,
@@ -93,6 +103,7 @@ def pinned_functions() -> Dict[str, Callable]:
         ),
         "rasa.core.agent.Agent._create_tracker_store": Agent._create_tracker_store,
         "rasa.core.processor.MessageProcessor._run_action": MessageProcessor._run_action,
+        "rasa.shared.core.events.Event.resolve_by_type": Event.resolve_by_type,
     }
     return {name: _originals.get(name, function) for name, function in current.items()}
 
@@ -149,6 +160,7 @@ def install() -> Dict[str, bool]:
     from rasa.core.actions.action import RemoteAction
     from rasa.core.agent import Agent
     from rasa.core.processor import MessageProcessor
+    from rasa.shared.core.events import Event
 
     replacements = {
         "rasa.core.processor.MessageProcessor.parse_message": (
@@ -170,6 +182,11 @@ def install() -> Dict[str, bool]:
             MessageProcessor,
             "_run_action",
             run_action_failing_the_turn,
+        ),
+        "rasa.shared.core.events.Event.resolve_by_type": (
+            Event,
+            "resolve_by_type",
+            staticmethod(resolve_event_class_once),
         ),
     }
     for name, function in pinned_functions().items():
@@ -343,3 +360,18 @@ async def run_action_failing_the_turn(
     if failures:
         raise ActionFailedError(f"action {action.name()} failed") from failures[0]
     return predict_another
+
+
+# Event name -> the class Rasa's own lookup found for it (event classes are never redefined).
+_event_classes: Dict[Text, Any] = {}
+
+
+def resolve_event_class_once(type_name: Text, default: Any = None) -> Any:
+    """Rasa 3.6.21's Event.resolve_by_type, remembering each class it finds by name."""
+    found = _event_classes.get(type_name)
+    if found is not None:
+        return found
+    resolved = _originals["rasa.shared.core.events.Event.resolve_by_type"](type_name, default)
+    if resolved is not None and getattr(resolved, "type_name", None) == type_name:
+        _event_classes[type_name] = resolved
+    return resolved

@@ -15,7 +15,13 @@ from rasa.core.policies.policy import PolicyPrediction
 from rasa.core.processor import MessageProcessor
 from rasa.core.tracker_store import InMemoryTrackerStore
 from rasa.shared.core.domain import Domain
-from rasa.shared.core.events import ActionExecutionRejected
+from rasa.shared.core.events import (
+    ActionExecutionRejected,
+    Event,
+    SessionStarted,
+    SlotSet,
+    UserUttered,
+)
 from rasa.shared.core.trackers import DialogueStateTracker
 from rasa.shared.exceptions import RasaException
 
@@ -215,3 +221,35 @@ def test_the_server_process_trims_its_heaps_in_the_background_once() -> None:
     rasa_patches.keep_allocator_compact()
     trimmers = [t for t in threading.enumerate() if t.name == "heap-trim"]
     assert len(trimmers) == 1 and trimmers[0].daemon
+
+
+@pytest.mark.parametrize(
+    "name", ["user", "bot", "action", "slot", "session_started", "active_loop", "followup"]
+)
+def test_an_event_name_resolves_to_the_class_rasas_lookup_finds(name: str) -> None:
+    rasa_patches.install()
+    rasas_lookup = rasa_patches.pinned_functions()["rasa.shared.core.events.Event.resolve_by_type"]
+
+    assert Event.resolve_by_type(name) is rasas_lookup(name)
+    assert Event.resolve_by_type(name) is rasas_lookup(name)  # the second time, remembered
+    assert Event.resolve_by_type(name).type_name == name
+
+
+def test_an_unknown_event_name_still_gets_rasas_default_topic_answer_and_error() -> None:
+    rasa_patches.install()
+
+    assert Event.resolve_by_type("no_such_event", default=UserUttered) is UserUttered
+    assert Event.resolve_by_type("topic") is None
+    with pytest.raises(ValueError, match="Unknown event name 'no_such_event'"):
+        Event.resolve_by_type("no_such_event")
+
+
+def test_stored_events_read_back_as_the_same_events() -> None:
+    rasa_patches.install()
+    events = [
+        SessionStarted(timestamp=1.0),
+        UserUttered("does it hurt?", {"name": "pain", "confidence": 0.9}, timestamp=2.0),
+        SlotSet("phone", "2015550123", timestamp=3.0),
+    ]
+
+    assert [Event.from_parameters(event.as_dict()) for event in events] == events

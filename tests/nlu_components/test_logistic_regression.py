@@ -2,12 +2,25 @@
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import numpy as np
 import pytest
 import scipy.sparse
+from rasa.engine.graph import ExecutionContext, GraphSchema
+from rasa.engine.storage.local_model_storage import LocalModelStorage
+from rasa.engine.storage.resource import Resource
+from rasa.nlu.classifiers.logistic_regression_classifier import LogisticRegressionClassifier
+from rasa.shared.nlu.constants import FEATURE_TYPE_SENTENCE, INTENT, TEXT
+from rasa.shared.nlu.training_data.features import Features
+from rasa.shared.nlu.training_data.message import Message
 from sklearn.linear_model import LogisticRegression
 
-from nlu_components.logistic_regression import BlockDesignMatrix, fit_multinomial
+from nlu_components.logistic_regression import (
+    BlockDesignMatrix,
+    BlockLogisticRegressionClassifier,
+    fit_multinomial,
+)
 
 
 def sparse_and_dense(seed: int = 0) -> tuple[scipy.sparse.csr_matrix, np.ndarray, list[str]]:
@@ -59,3 +72,44 @@ def test_blocks_with_different_row_counts_are_refused():
     counts, dense, _labels = sparse_and_dense()
     with pytest.raises(ValueError):
         BlockDesignMatrix(counts, dense[:-1])
+
+
+def messages_with_blocks(counts: scipy.sparse.csr_matrix, dense: np.ndarray) -> list[Message]:
+    """Messages carrying a sentence's two feature blocks, as the pipeline's featurizers set them."""
+    messages = []
+    for row in range(counts.shape[0]):
+        message = Message(data={TEXT: f"question {row}"})
+        message.add_features(Features(counts[row], FEATURE_TYPE_SENTENCE, TEXT, "counts"))
+        message.add_features(Features(dense[row : row + 1], FEATURE_TYPE_SENTENCE, TEXT, "mpnet"))
+        messages.append(message)
+    return messages
+
+
+def test_served_topics_and_rankings_are_rasas_own(tmp_path: Path) -> None:
+    counts, dense, labels = sparse_and_dense(seed=3)
+    storage = LocalModelStorage(tmp_path)
+    context = ExecutionContext(GraphSchema({}), node_name="classifier")
+    config = {**BlockLogisticRegressionClassifier.get_default_config(), "ranking_length": 3}
+    ours = BlockLogisticRegressionClassifier.create(
+        config, storage, Resource("classifier"), context
+    )
+    ours.clf = fit_multinomial(
+        BlockDesignMatrix(counts, dense), labels, C=1.0, tol=1e-4, max_iter=1000
+    )
+    rasas = LogisticRegressionClassifier.create(config, storage, Resource("rasas"), context)
+    rasas.clf = ours.clf
+
+    served = ours.process(messages_with_blocks(counts[:40], dense[:40]))
+    expected = rasas.process(messages_with_blocks(counts[:40], dense[:40]))
+
+    for mine, theirs in zip(served, expected):
+        assert mine.get(INTENT)["name"] == theirs.get(INTENT)["name"]
+        assert [e["name"] for e in mine.get("intent_ranking")] == [
+            e["name"] for e in theirs.get("intent_ranking")
+        ]
+        assert len(mine.get("intent_ranking")) == 3
+        np.testing.assert_allclose(
+            [e["confidence"] for e in mine.get("intent_ranking")],
+            [e["confidence"] for e in theirs.get("intent_ranking")],
+            rtol=1e-9,
+        )
