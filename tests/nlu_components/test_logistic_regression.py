@@ -7,6 +7,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 import scipy.sparse
+import threadpoolctl
 from rasa.engine.graph import ExecutionContext, GraphSchema
 from rasa.engine.storage.local_model_storage import LocalModelStorage
 from rasa.engine.storage.resource import Resource
@@ -113,3 +114,38 @@ def test_served_topics_and_rankings_are_rasas_own(tmp_path: Path) -> None:
             [e["confidence"] for e in theirs.get("intent_ranking")],
             rtol=1e-9,
         )
+
+
+def blas_threads() -> set[int]:
+    return {
+        pool["num_threads"]
+        for pool in threadpoolctl.threadpool_info()
+        if pool["user_api"] == "blas"
+    }
+
+
+def test_a_loaded_model_serves_with_blas_on_one_thread(tmp_path: Path) -> None:
+    counts, dense, labels = sparse_and_dense(seed=4)
+    storage = LocalModelStorage(tmp_path)
+    context = ExecutionContext(GraphSchema({}), node_name="classifier")
+    config = BlockLogisticRegressionClassifier.get_default_config()
+    trained = BlockLogisticRegressionClassifier.create(
+        config, storage, Resource("classifier"), context
+    )
+    trained.clf = fit_multinomial(
+        BlockDesignMatrix(counts, dense), labels, C=1.0, tol=1e-4, max_iter=1000
+    )
+    trained.persist()
+    before = max(blas_threads())
+    try:
+        loaded = BlockLogisticRegressionClassifier.load(
+            config, storage, Resource("classifier"), context
+        )
+
+        assert blas_threads() == {1}
+        served = loaded.process(messages_with_blocks(counts[:5], dense[:5]))
+        assert [m.get(INTENT)["name"] for m in served] == list(
+            trained.clf.predict(scipy.sparse.hstack([counts[:5], dense[:5]]).tocsr())
+        )
+    finally:
+        threadpoolctl.threadpool_limits(limits=before, user_api="blas")
