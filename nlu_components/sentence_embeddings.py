@@ -142,11 +142,12 @@ class SentenceEmbeddingFeaturizer(DenseFeaturizer, GraphComponent):
             raise InvalidConfigException(f"'{MAX_LENGTH}' must be an integer from 2 to 512.")
 
     def process_training_data(self, training_data: TrainingData) -> TrainingData:
-        # Thousands of texts in full batches: every core, on this thread.
-        encoder = OnnxMPNetEncoder(max_length=self._max_length, threads=all_cores())
+        # Thousands of texts in full batches, on every core: the served 1-thread session runs
+        # a batch per core at once, so training sees the very numbers serving computes.
+        encoder = OnnxMPNetEncoder(max_length=self._max_length, threads=1)
         self._featurize(
             training_data.training_examples,
-            lambda texts: encoder.encode(texts, self._batch_size),
+            lambda texts: encoder.encode(texts, self._batch_size, workers=all_cores()),
         )
         return training_data
 
