@@ -10,7 +10,7 @@ from typing import Any, Dict, List, Tuple
 
 import numpy as np
 import pytest
-from rasa.engine.graph import ExecutionContext
+from rasa.engine.graph import ExecutionContext, GraphSchema, SchemaNode
 from rasa.nlu.tokenizers.whitespace_tokenizer import WhitespaceTokenizer
 from rasa.shared.exceptions import InvalidConfigException
 from rasa.shared.nlu.constants import TEXT
@@ -373,3 +373,27 @@ def test_training_on_several_threads_embeds_what_one_thread_does(
         np.testing.assert_array_equal(trained.sentence, served.sentence)
         np.testing.assert_array_equal(trained.wordpieces, served.wordpieces)
         assert trained.offsets == served.offsets
+
+
+def test_only_a_served_featurizer_patches_rasa_and_the_allocator(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    # Rasa loads the featurizer for training too; the server's allocator slowed training's fit.
+    import rasa_patches
+
+    calls: List[str] = []
+    monkeypatch.setattr(rasa_patches, "install", lambda: calls.append("install") or {})
+
+    def load(fn: str) -> None:
+        node = SchemaNode(
+            needs={}, uses=SentenceEmbeddingFeaturizer, constructor_name="load", fn=fn, config={}
+        )
+        context = ExecutionContext(
+            graph_schema=GraphSchema({"run_embeddings": node}), node_name="run_embeddings"
+        )
+        SentenceEmbeddingFeaturizer.load({}, None, None, context)  # type: ignore[arg-type]
+
+    load("process_training_data")
+    assert calls == []
+    load("process")
+    assert calls == ["install"]
