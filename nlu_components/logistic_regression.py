@@ -9,6 +9,14 @@ weights) over a design matrix kept in two blocks, so the dense block goes throug
 result is the same fitted `LogisticRegression` (tests/nlu_components/test_logistic_regression.py
 compares it with scikit-learn's own fit); persistence and loading are Rasa's.
 
+The sparse block is also kept transposed, as a CSR built once: the gradient's ``left @ X`` had
+multiplied by the transpose of a CSR, a CSC, which is two to five times slower. During the fit
+both sparse products are split by rows across every core (scipy's sparse products release the
+GIL). Each row of a product is computed by the same code, in the same order, however the rows
+are split: the products, and so the fit, are the same to the bit. On this project's training
+data the fit went from 56 to 39 s on two idle cores (48 s with the transpose alone), in the
+same 279 iterations.
+
 Served, Rasa's ``process`` joins each message's two blocks into one sparse row (``hstack``) before
 ``predict_proba``: 3 ms a message, against 0.2 ms for the same softmax of the same products taken
 block by block, which ``process`` here does (the same intents and ranking as Rasa's, tested).
@@ -17,7 +25,9 @@ A served model also keeps BLAS to one thread (see ``load``).
 
 from __future__ import annotations
 
-from typing import Any, List
+from concurrent.futures import ThreadPoolExecutor
+from contextlib import contextmanager
+from typing import Any, Iterator, List
 
 import numpy as np
 import scipy.sparse
@@ -39,6 +49,8 @@ from sklearn.preprocessing import LabelEncoder
 from sklearn.utils.class_weight import compute_class_weight
 from sklearn.utils.extmath import softmax
 
+from nlu_components.onnx_encoder import all_cores
+
 # Rasa's LogisticRegressionClassifier does not expose C and fits with scikit-learn's default.
 RASA_C = 1.0
 
@@ -53,26 +65,72 @@ class BlockDesignMatrix:
         if sparse.shape[0] != dense.shape[0]:
             raise ValueError(f"{sparse.shape[0]} sparse rows but {dense.shape[0]} dense rows")
         self.sparse = sparse.tocsr().astype(np.float64)
+        # A CSR's transpose is a CSC, whose product with a dense block is the slow one.
+        self.sparse_t = self.sparse.T.tocsr()
         self.dense = np.ascontiguousarray(dense, dtype=np.float64)
         self.shape = (sparse.shape[0], sparse.shape[1] + dense.shape[1])
+        self._pool: ThreadPoolExecutor | None = None
+        self._rows = [self.sparse]
+        self._rows_t = [self.sparse_t]
+
+    @contextmanager
+    def threads(self, workers: int) -> Iterator[BlockDesignMatrix]:
+        """Within this block, the sparse products run on ``workers`` threads, each on its share
+        of the rows; the pool is shut down when the block ends."""
+        if workers < 2:
+            yield self
+            return
+        with ThreadPoolExecutor(workers, thread_name_prefix="block-design-matrix") as pool:
+            self._pool = pool
+            self._rows = row_blocks(self.sparse, workers)
+            self._rows_t = row_blocks(self.sparse_t, workers)
+            try:
+                yield self
+            finally:
+                self._pool = None
+                self._rows, self._rows_t = [self.sparse], [self.sparse_t]
 
     def __matmul__(self, weights: np.ndarray) -> np.ndarray:
         """X @ weights, for weights of shape (n_features, k)."""
         split = self.sparse.shape[1]
-        return np.asarray(self.sparse @ weights[:split]) + self.dense @ weights[split:]
+        return self._sparse_product(self._rows, weights[:split]) + self.dense @ weights[split:]
 
     def __rmatmul__(self, left: np.ndarray) -> np.ndarray:
         """left @ X, for left of shape (k, n_samples)."""
-        return np.hstack([np.asarray((self.sparse.T @ left.T).T), left @ self.dense])
+        return np.hstack([self._sparse_product(self._rows_t, left.T).T, left @ self.dense])
+
+    def _sparse_product(
+        self, blocks: List[scipy.sparse.csr_matrix], right: np.ndarray
+    ) -> np.ndarray:
+        """``vstack(blocks) @ right``, one block per thread, stacked in order."""
+        right = np.ascontiguousarray(right)
+        if self._pool is None or len(blocks) == 1:
+            return np.asarray(blocks[0] @ right)
+        return np.vstack(list(self._pool.map(lambda block: np.asarray(block @ right), blocks)))
+
+
+def row_blocks(matrix: scipy.sparse.csr_matrix, count: int) -> List[scipy.sparse.csr_matrix]:
+    """``matrix`` cut into ``count`` runs of rows with about as many stored values each (rows of
+    the transpose, the features, hold very different numbers of them)."""
+    cuts = np.searchsorted(matrix.indptr, np.arange(1, count) * matrix.nnz / count)
+    bounds = [0, *np.minimum(cuts, matrix.shape[0]).tolist(), matrix.shape[0]]
+    return [matrix[start:stop] for start, stop in zip(bounds, bounds[1:])]
 
 
 def fit_multinomial(
-    X: BlockDesignMatrix, y: List[str], *, C: float, tol: float, max_iter: int
+    X: BlockDesignMatrix,
+    y: List[str],
+    *,
+    C: float,
+    tol: float,
+    max_iter: int,
+    workers: int = 1,
 ) -> LogisticRegression:
     """What ``LogisticRegression(solver="lbfgs", class_weight="balanced").fit`` fits, on ``X``.
 
     Follows scikit-learn 1.1's ``_logistic_regression_path`` for a multinomial lbfgs fit with an
-    intercept: zero start, balanced sample weights, L2 strength 1/C, gtol ``tol``.
+    intercept: zero start, balanced sample weights, L2 strength 1/C, gtol ``tol``. ``workers``
+    threads share the sparse products; the result does not depend on their number.
     """
     classes = np.unique(y)
     encoded = LabelEncoder().fit(classes).transform(y)
@@ -82,14 +140,15 @@ def fit_multinomial(
         base_loss=HalfMultinomialLoss(n_classes=classes.size), fit_intercept=True
     )
     start = np.zeros((classes.size, n_features + 1), order="F").ravel(order="F")
-    result = optimize.minimize(
-        loss.loss_gradient,
-        start,
-        method="L-BFGS-B",
-        jac=True,
-        args=(X, encoded.astype(np.float64), sample_weight, 1.0 / C, 1),
-        options={"gtol": tol, "maxiter": max_iter},
-    )
+    with X.threads(workers):
+        result = optimize.minimize(
+            loss.loss_gradient,
+            start,
+            method="L-BFGS-B",
+            jac=True,
+            args=(X, encoded.astype(np.float64), sample_weight, 1.0 / C, 1),
+            options={"gtol": tol, "maxiter": max_iter},
+        )
     weights = result.x.reshape((classes.size, -1), order="F")
     classifier = LogisticRegression(solver="lbfgs", C=C, tol=tol, max_iter=max_iter)
     classifier.classes_ = classes
@@ -121,6 +180,7 @@ class BlockLogisticRegressionClassifier(LogisticRegressionClassifier, GraphCompo
             C=RASA_C,
             tol=float(self.config["tol"]),
             max_iter=int(self.config["max_iter"]),
+            workers=all_cores(),
         )
         self.persist()
         return self._resource
@@ -154,11 +214,10 @@ class BlockLogisticRegressionClassifier(LogisticRegressionClassifier, GraphCompo
         ]
         if not messages or any(sparse is None or dense is None for sparse, dense in blocks):
             return super().process(messages)
-        X = BlockDesignMatrix(
-            scipy.sparse.vstack([sparse.features for sparse, _ in blocks]),
+        probabilities = self._probabilities(
+            scipy.sparse.vstack([sparse.features for sparse, _ in blocks], format="csr"),
             np.vstack([dense.features for _, dense in blocks]),
         )
-        probabilities = self._probabilities(X)
         for message, row in zip(messages, probabilities):
             ranking = sorted(
                 ({"name": name, "confidence": p} for name, p in zip(self.clf.classes_, row)),
@@ -171,9 +230,12 @@ class BlockLogisticRegressionClassifier(LogisticRegressionClassifier, GraphCompo
             message.set("intent_ranking", ranking, add_to_output=True)
         return messages
 
-    def _probabilities(self, X: BlockDesignMatrix) -> np.ndarray:
+    def _probabilities(self, sparse: scipy.sparse.csr_matrix, dense: np.ndarray) -> np.ndarray:
         """scikit-learn's multinomial predict_proba: the softmax of X @ coef.T + intercept."""
-        return softmax(X @ self._weights() + self.clf.intercept_, copy=False)
+        weights = self._weights()
+        split = sparse.shape[1]
+        scores = np.asarray(sparse @ weights[:split]) + dense.astype(np.float64) @ weights[split:]
+        return softmax(scores + self.clf.intercept_, copy=False)
 
     def _weights(self) -> np.ndarray:
         """``coef_`` as a contiguous (n_features, n_classes) array, copied once per fitted model."""

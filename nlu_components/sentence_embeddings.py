@@ -63,6 +63,18 @@ def token_features(tokens: List[Token], encoding: Encoding) -> np.ndarray:
     return out
 
 
+def loaded_for_training(context: ExecutionContext) -> bool:
+    """Whether Rasa loaded the component for a training graph's ``process_training_data``.
+
+    The server's allocator settings (``rasa_patches.keep_allocator_compact``) map every large
+    array afresh: under them the classifier's fit in ``rasa train`` took 50 s instead of 44
+    (1.7 million page faults instead of 0.1 million).
+    """
+    schema = context.graph_schema
+    node = schema.nodes.get(context.node_name or "") if schema is not None else None
+    return node is not None and node.fn == "process_training_data"
+
+
 @DefaultV1Recipe.register([DefaultV1Recipe.ComponentType.MESSAGE_FEATURIZER], is_trainable=False)
 class SentenceEmbeddingFeaturizer(DenseFeaturizer, GraphComponent):
     """Sentence features: the MPNet embedding; sequence features: its states per Rasa token."""
@@ -97,8 +109,6 @@ class SentenceEmbeddingFeaturizer(DenseFeaturizer, GraphComponent):
         self._scale = np.float32(self._config[SCALE])
         self._batch_size = int(self._config[BATCH_SIZE])
         self._max_length = int(self._config[MAX_LENGTH])
-        # A served parse runs on a worker thread, so messages can meet in one forward pass.
-        rasa_patches.install()
 
     @classmethod
     def create(
@@ -119,9 +129,16 @@ class SentenceEmbeddingFeaturizer(DenseFeaturizer, GraphComponent):
         execution_context: ExecutionContext,
         **kwargs: Any,
     ) -> SentenceEmbeddingFeaturizer:
-        """The served model: its encoder is loaded now, so the first reply isn't slow."""
+        """The served model: its encoder is loaded now, so the first reply isn't slow.
+
+        Rasa also loads this component in training, to run ``process_training_data``: that
+        process is no server, so it keeps Rasa's code and glibc's allocator as they are.
+        """
         featurizer = cls(config, execution_context)
-        featurizer._served_encoder()
+        if not loaded_for_training(execution_context):
+            # A served parse runs on a worker thread, so messages can meet in one forward pass.
+            rasa_patches.install()
+            featurizer._served_encoder()
         return featurizer
 
     @classmethod
@@ -142,11 +159,12 @@ class SentenceEmbeddingFeaturizer(DenseFeaturizer, GraphComponent):
             raise InvalidConfigException(f"'{MAX_LENGTH}' must be an integer from 2 to 512.")
 
     def process_training_data(self, training_data: TrainingData) -> TrainingData:
-        # Thousands of texts in full batches: every core, on this thread.
-        encoder = OnnxMPNetEncoder(max_length=self._max_length, threads=all_cores())
+        # Thousands of texts in full batches, on every core: the served 1-thread session runs
+        # a batch per core at once, so training sees the very numbers serving computes.
+        encoder = OnnxMPNetEncoder(max_length=self._max_length, threads=1)
         self._featurize(
             training_data.training_examples,
-            lambda texts: encoder.encode(texts, self._batch_size),
+            lambda texts: encoder.encode(texts, self._batch_size, workers=all_cores()),
         )
         return training_data
 

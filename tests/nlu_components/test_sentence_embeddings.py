@@ -10,7 +10,7 @@ from typing import Any, Dict, List, Tuple
 
 import numpy as np
 import pytest
-from rasa.engine.graph import ExecutionContext
+from rasa.engine.graph import ExecutionContext, GraphSchema, SchemaNode
 from rasa.nlu.tokenizers.whitespace_tokenizer import WhitespaceTokenizer
 from rasa.shared.exceptions import InvalidConfigException
 from rasa.shared.nlu.constants import TEXT
@@ -348,3 +348,52 @@ def test_no_forward_pass_takes_more_token_rows_than_the_cap(encoder: OnnxMPNetEn
     # A long text's embedding does not depend on how it was batched.
     alone = encoder.embed(texts[:1])[0]
     assert float(np.dot(alone, encoder.embed(texts)[0])) > 0.9999
+
+
+def varied_sentences(count: int) -> List[str]:
+    """Questions from one word to past the truncation length, in no particular order."""
+    words = "can i eat before the hsg test and will it hurt or cause bleeding afterwards".split()
+    rng = np.random.default_rng(7)
+    lengths = [1, 2, 3, 5, 8, 13, 21, 40, 90, 200]
+    return [" ".join(rng.choice(words, size=lengths[i % len(lengths)])) + "?" for i in range(count)]
+
+
+def test_training_on_several_threads_embeds_what_one_thread_does(
+    encoder: OnnxMPNetEncoder,
+) -> None:
+    # Training spreads batches over threads; serving runs them on one. The classifier must be
+    # trained on the very numbers it sees when served, so equal to the bit, not merely close.
+    texts = varied_sentences(40)
+    one = encoder.encode(texts, batch_size=4)
+
+    several = encoder.encode(texts, batch_size=4, workers=2)
+
+    assert len(several) == len(texts)
+    for served, trained in zip(one, several):
+        np.testing.assert_array_equal(trained.sentence, served.sentence)
+        np.testing.assert_array_equal(trained.wordpieces, served.wordpieces)
+        assert trained.offsets == served.offsets
+
+
+def test_only_a_served_featurizer_patches_rasa_and_the_allocator(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    # Rasa loads the featurizer for training too; the server's allocator slowed training's fit.
+    import rasa_patches
+
+    calls: List[str] = []
+    monkeypatch.setattr(rasa_patches, "install", lambda: calls.append("install") or {})
+
+    def load(fn: str) -> None:
+        node = SchemaNode(
+            needs={}, uses=SentenceEmbeddingFeaturizer, constructor_name="load", fn=fn, config={}
+        )
+        context = ExecutionContext(
+            graph_schema=GraphSchema({"run_embeddings": node}), node_name="run_embeddings"
+        )
+        SentenceEmbeddingFeaturizer.load({}, None, None, context)  # type: ignore[arg-type]
+
+    load("process_training_data")
+    assert calls == []
+    load("process")
+    assert calls == ["install"]
