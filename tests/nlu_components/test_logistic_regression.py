@@ -12,7 +12,7 @@ from rasa.engine.graph import ExecutionContext, GraphSchema
 from rasa.engine.storage.local_model_storage import LocalModelStorage
 from rasa.engine.storage.resource import Resource
 from rasa.nlu.classifiers.logistic_regression_classifier import LogisticRegressionClassifier
-from rasa.shared.nlu.constants import FEATURE_TYPE_SENTENCE, INTENT, TEXT
+from rasa.shared.nlu.constants import FEATURE_TYPE_SENTENCE, FEATURE_TYPE_SEQUENCE, INTENT, TEXT
 from rasa.shared.nlu.training_data.features import Features
 from rasa.shared.nlu.training_data.message import Message
 from sklearn.linear_model import LogisticRegression
@@ -22,6 +22,7 @@ from nlu_components.logistic_regression import (
     BlockLogisticRegressionClassifier,
     fit_multinomial,
     row_blocks,
+    sentence_features,
 )
 
 
@@ -189,3 +190,23 @@ def test_row_blocks_cover_every_row_once_in_order() -> None:
         blocks = row_blocks(counts, count)
         assert len(blocks) == count
         np.testing.assert_array_equal(scipy.sparse.vstack(blocks).toarray(), counts.toarray())
+
+
+def test_a_messages_sentence_features_are_those_rasa_joins() -> None:
+    rng = np.random.default_rng(5)
+    message = Message(data={TEXT: "does it hurt", "response": "a little"})
+    for origin, width in (("word counts", 7), ("char counts", 11)):
+        counts = scipy.sparse.random(1, width, density=0.4, random_state=width, format="coo")
+        tokens = scipy.sparse.random(3, width, density=0.4, random_state=width + 1, format="coo")
+        message.add_features(Features(counts, FEATURE_TYPE_SENTENCE, TEXT, origin))
+        message.add_features(Features(tokens, FEATURE_TYPE_SEQUENCE, TEXT, origin))
+    message.add_features(Features(rng.normal(size=(1, 5)), FEATURE_TYPE_SENTENCE, TEXT, "mpnet"))
+    message.add_features(Features(rng.normal(size=(3, 5)), FEATURE_TYPE_SEQUENCE, TEXT, "mpnet"))
+    message.add_features(Features(rng.normal(size=(1, 5)), FEATURE_TYPE_SENTENCE, "response", "x"))
+
+    sparse, dense = sentence_features(message)
+
+    assert (sparse != message.get_sparse_features(TEXT)[1].features).nnz == 0
+    assert sparse.shape == (1, 18)
+    np.testing.assert_array_equal(dense, message.get_dense_features(TEXT)[1].features)
+    assert sentence_features(Message(data={TEXT: "hi"})) == (None, None)
