@@ -27,7 +27,7 @@ from __future__ import annotations
 
 from concurrent.futures import ThreadPoolExecutor
 from contextlib import contextmanager
-from typing import Any, Iterator, List
+from typing import Any, Dict, Iterator, List, Text
 
 import numpy as np
 import scipy.sparse
@@ -209,7 +209,7 @@ class BlockLogisticRegressionClassifier(LogisticRegressionClassifier, GraphCompo
     @classmethod
     def load(
         cls,
-        config: dict,
+        config: Dict[Text, Any],
         model_storage: ModelStorage,
         resource: Resource,
         execution_context: ExecutionContext,
