@@ -184,6 +184,30 @@ def test_the_fit_does_not_depend_on_the_number_of_threads() -> None:
     assert fits[0].n_iter_ == fits[1].n_iter_
 
 
+class BlasThreadsSeen(BlockDesignMatrix):
+    """Records how many threads BLAS had each time the fit multiplied."""
+
+    seen: set[int]
+
+    def __matmul__(self, weights: np.ndarray) -> np.ndarray:
+        self.seen |= blas_threads()
+        return super().__matmul__(weights)
+
+
+def test_the_fit_runs_blas_on_one_thread_whatever_the_process_has() -> None:
+    counts, dense, labels = sparse_and_dense(seed=7)
+    matrix = BlasThreadsSeen(counts, dense)
+    matrix.seen = set()
+
+    with threadpoolctl.threadpool_limits(limits=2, user_api="blas"):
+        fit_multinomial(matrix, labels, C=1.0, tol=1e-4, max_iter=1000, workers=2)
+        after = blas_threads()
+
+    assert matrix.seen == {1}
+    # The process's own setting is back once the fit is done.
+    assert after == {2}
+
+
 def test_row_blocks_cover_every_row_once_in_order() -> None:
     counts, _dense, _labels = sparse_and_dense(seed=6)
     for count in (1, 2, 3, 7):
