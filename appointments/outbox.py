@@ -76,6 +76,10 @@ CYCLE_CHECK_KIND = "cycle_check"
 PREPARATION_KIND = "preparation"
 CHECKIN_KIND = "checkin"
 OPTED_OUT_REASON = "Cancelled: the patient replied STOP (opted out)."
+# A request's texts go out while it is scheduled. Ending it cancels those not yet sent, but for
+# the kinds kept here: a completed test keeps its day-after check-in, which is what it is for.
+SCHEDULED_STATUS = "scheduled"
+KEPT_WHEN_ENDED = {"completed": (CHECKIN_KIND,)}
 MAX_RAISED_BY_LENGTH = 320
 
 
@@ -170,6 +174,39 @@ def cancel_pending_for_phone(session: Session, phone_e164: str, reason: str, now
         .values(state=CANCELLED, reason=reason[:MAX_REASON_LENGTH], updated_at=now)
         .execution_options(synchronize_session=False)
     ).rowcount
+
+
+def replan_after_opt_in(session: Session, phone_e164: str, now: datetime) -> int:
+    """Plans again the texts that STOP cancelled for this number and that are still wanted (it
+    replied START); returns how many.
+
+    Still wanted: of use until later than now, for the request's current appointment, and of a
+    request still scheduled (or a completed test's check-in). A text whose time passed during
+    the opt-out goes now; the worker still keeps to quiet hours and the daily limit.
+    """
+    rows = session.execute(
+        select(OutboundMessage, AppointmentRequest.status)
+        .join(AppointmentRequest, AppointmentRequest.id == OutboundMessage.request_id)
+        .where(
+            OutboundMessage.phone_e164 == phone_e164,
+            OutboundMessage.state == CANCELLED,
+            OutboundMessage.reason == OPTED_OUT_REASON,
+            OutboundMessage.useful_until > now,
+            OutboundMessage.appointment_version == AppointmentRequest.appointment_version,
+        )
+    ).all()
+    replanned = 0
+    for row, status in rows:
+        if status != SCHEDULED_STATUS and row.kind not in KEPT_WHEN_ENDED.get(status, ()):
+            continue
+        row.state = PLANNED
+        row.reason = ""
+        row.next_attempt_at = max(row.due_at, now)
+        row.claimed_at = row.claimed_by = None
+        row.updated_at = now
+        replanned += 1
+    session.flush()
+    return replanned
 
 
 def is_opted_out(session: Session, phone_e164: str) -> bool:

@@ -294,10 +294,12 @@ def change_status(
             count = _set_appointment(session, request_id, appointment_at, planned, now)
             texts = f"; {count} texts planned" if count else ""
         elif to_status in ENDED_REASONS:
-            # A completed test keeps its day-after check-in: that is what it is for.
-            keep = (outbox.CHECKIN_KIND,) if to_status == "completed" else ()
             count = outbox.cancel_pending(
-                session, request_id, ENDED_REASONS[to_status], now, keep_kinds=keep
+                session,
+                request_id,
+                ENDED_REASONS[to_status],
+                now,
+                keep_kinds=outbox.KEPT_WHEN_ENDED.get(to_status, ()),
             )
             texts = f"; {count} texts cancelled" if count else ""
         audit.add_audit_event(

@@ -9,6 +9,7 @@ from datetime import date
 
 from sqlalchemy import func, select
 from sqlalchemy.exc import IntegrityError
+from sqlalchemy.orm import Session
 
 from appointments import outbox
 from appointments.database import session_scope
@@ -225,7 +226,8 @@ def count_appointment_requests(url: str | None = None) -> int:
 
 
 def set_sms_opt_out(phone_e164: str, opted_out: bool, url: str | None = None) -> None:
-    """Records STOP (``opted_out=True``) or START (``False``) from this number."""
+    """Records STOP (``opted_out=True``) or START (``False``) from this number, and cancels its
+    pending texts, or plans again those STOP cancelled that are still wanted."""
     try:
         with session_scope(url) as session:
             record = session.get(SmsOptOut, phone_e164)
@@ -236,10 +238,7 @@ def set_sms_opt_out(phone_e164: str, opted_out: bool, url: str | None = None) ->
             else:
                 record.opted_out = opted_out
                 record.opted_out_at = utc_now()
-            if opted_out:
-                outbox.cancel_pending_for_phone(
-                    session, phone_e164, outbox.OPTED_OUT_REASON, utc_now()
-                )
+            _follow_opt_out(session, phone_e164, opted_out)
     except IntegrityError:
         # The first message from a number raced another one; the row exists now, so update it.
         with session_scope(url) as session:
@@ -248,10 +247,15 @@ def set_sms_opt_out(phone_e164: str, opted_out: bool, url: str | None = None) ->
             ).scalar_one()
             record.opted_out = opted_out
             record.opted_out_at = utc_now()
-            if opted_out:
-                outbox.cancel_pending_for_phone(
-                    session, phone_e164, outbox.OPTED_OUT_REASON, utc_now()
-                )
+            _follow_opt_out(session, phone_e164, opted_out)
+
+
+def _follow_opt_out(session: Session, phone_e164: str, opted_out: bool) -> None:
+    """The number's planned texts follow its STOP or START, in the same transaction."""
+    if opted_out:
+        outbox.cancel_pending_for_phone(session, phone_e164, outbox.OPTED_OUT_REASON, utc_now())
+    else:
+        outbox.replan_after_opt_in(session, phone_e164, utc_now())
 
 
 def is_sms_opted_out(phone_e164: str, url: str | None = None) -> bool:

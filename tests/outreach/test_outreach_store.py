@@ -187,6 +187,83 @@ def test_stop_cancels_pending_texts_and_an_opted_out_number_gets_none_planned(
     assert {row.state for row in _rows(database_url, other)} == {"cancelled"}
 
 
+def _end(url: str, reference: str, to_status: str) -> None:
+    change_status(
+        reference,
+        to_status=to_status,
+        expected_status="scheduled",
+        note="",
+        staff_username="alice",
+        url=url,
+    )
+
+
+def _states(url: str, reference: str) -> dict[tuple[str, int], str]:
+    return {(row.kind, row.appointment_version): row.state for row in _rows(url, reference)}
+
+
+def test_start_plans_again_the_texts_stop_cancelled_that_are_still_wanted(
+    database_url: str,
+) -> None:
+    phone = "+12015550178"
+    kinds = ("confirmation", "cycle_check", "preparation", "checkin")
+    still_scheduled, ended, completed, moved, other_number = (
+        add_request(database_url, status="contacted", contact_method="text", phone_e164=number)
+        for number in (phone, phone, phone, phone, "+12015550179")
+    )
+    for reference in (still_scheduled, ended, completed, moved, other_number):
+        _schedule(database_url, reference, _appointment())
+    set_sms_opt_out(phone, True, url=database_url)
+    set_sms_opt_out("+12015550179", True, url=database_url)
+    # While the number is opted out: one request ends, one test is done, one is moved.
+    _end(database_url, ended, "cancelled")
+    _end(database_url, completed, "completed")
+    moved_to = _appointment(days=12)
+    reschedule(
+        moved,
+        appointment_at=moved_to,
+        expected_version=1,
+        planned=[
+            (m.kind, m.due_at, m.useful_until)
+            for m in plan_messages(moved_to, NEW_YORK, datetime.now(timezone.utc))
+        ],
+        staff_username="bob",
+        url=database_url,
+    )
+    with session_scope(database_url) as session:
+        request = outbox.request_by_reference(session, still_scheduled)
+        prep = next(r for r in outbox.messages_of(session, request.id) if r.kind == "preparation")
+        prep.useful_until = datetime.now(timezone.utc) - timedelta(minutes=1)
+    before_start = datetime.now(timezone.utc)
+
+    set_sms_opt_out(phone, False, url=database_url)
+
+    assert _states(database_url, still_scheduled) == {
+        ("confirmation", 1): "planned",
+        ("cycle_check", 1): "planned",
+        ("preparation", 1): "cancelled",  # no longer of use
+        ("checkin", 1): "planned",
+    }
+    assert set(_states(database_url, ended).values()) == {"cancelled"}
+    assert _states(database_url, completed) == {
+        (kind, 1): "planned" if kind == "checkin" else "cancelled" for kind in kinds
+    }
+    assert _states(database_url, moved) == {
+        **{(kind, 1): "cancelled" for kind in kinds},
+        **{(kind, 2): "planned" for kind in kinds},
+    }
+    assert set(_states(database_url, other_number).values()) == {"cancelled"}
+    replanned = {r.kind: r for r in _rows(database_url, still_scheduled) if r.state == "planned"}
+    assert {r.reason for r in replanned.values()} == {""}
+    # The confirmation, due during the opt-out, goes now; the others keep their time.
+    assert replanned["confirmation"].next_attempt_at >= before_start
+    for kind in ("cycle_check", "checkin"):
+        assert replanned[kind].next_attempt_at == replanned[kind].due_at > before_start
+    with session_scope(database_url) as session:
+        due = outbox.due_ids(session, datetime.now(timezone.utc), 50)
+    assert replanned["confirmation"].id in due
+
+
 def _due_confirmation(url: str) -> int:
     reference = add_request(url, status="contacted", contact_method="text")
     _schedule(url, reference, _appointment())
