@@ -40,9 +40,10 @@ DEFAULT_STORAGE_URI = "memory://"
 LONE_SURROGATE = re.compile("[\ud800-\udfff]")
 # Control characters other than tab and line breaks: PostgreSQL refuses NUL in text.
 CONTROL_CHARACTERS = re.compile("[\x00-\x08\x0b\x0c\x0e-\x1f\x7f]")
-# Rasa's default intent "back" silently undoes the patient's last message. Patients' channels
-# never offer it, so when typed it is read as the word it is.
-UNDO_PAYLOAD = re.compile(r"^\s*/back\b", re.IGNORECASE)
+# Rasa's default intents "back" (silently undoes the patient's last message) and "restart" (forgets
+# her conversation, a staff takeover's pause included: the one message Rasa 3.6 acts on while
+# paused). Patients' channels never offer them, so when typed they are read as the words they are.
+TYPED_DEFAULT_INTENT = re.compile(r"^\s*/(back|restart)\b", re.IGNORECASE)
 
 
 def client_address(request: Any) -> str | None:
@@ -58,7 +59,7 @@ def counter_key(value: str) -> str:
 def readable_text(text: str) -> str:
     """The text as NLU and the databases can take it: no lone surrogates, no control characters."""
     text = CONTROL_CHARACTERS.sub("", LONE_SURROGATE.sub("\ufffd", text))
-    return UNDO_PAYLOAD.sub("back", text)
+    return TYPED_DEFAULT_INTENT.sub(lambda typed: typed.group(1).lower(), text)
 
 
 def with_readable_text(

@@ -129,10 +129,13 @@ def test_text_reaches_nlu_and_the_databases_without_lone_surrogates_or_control_c
     assert readable_text("ça fait mal 😟") == "ça fait mal 😟"
 
 
-def test_a_typed_undo_payload_is_read_as_a_word_not_as_rasas_silent_undo() -> None:
+def test_typed_undo_and_restart_payloads_are_read_as_words_not_as_rasas_default_intents() -> None:
     assert readable_text("/back") == "back"
     assert readable_text(" /BACK please") == "back please"
+    assert readable_text("/restart") == "restart"
+    assert readable_text("/Restart{}") == "restart{}"
     assert readable_text("/book_appointment") == "/book_appointment"
+    assert readable_text("/restarting") == "/restarting"
 
 
 def test_every_channel_gives_nlu_the_readable_text() -> None:
