@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import logging
 import threading
 from typing import Any, Dict, List
 
@@ -16,6 +17,7 @@ from rasa.core.processor import MessageProcessor
 from rasa.core.tracker_store import InMemoryTrackerStore
 from rasa.shared.core.domain import Domain
 from rasa.shared.core.events import (
+    ActionExecuted,
     ActionExecutionRejected,
     Event,
     SessionStarted,
@@ -205,11 +207,16 @@ class BrokenInsideRasa(RaisingAction):
         raise AttributeError("'NoneType' object has no attribute 'name'")
 
 
-def test_an_error_of_rasas_own_is_still_logged_and_passed_over_as_rasa_does() -> None:
+def test_an_error_of_rasas_own_is_still_logged_and_passed_over_as_rasa_does(
+    caplog: pytest.LogCaptureFixture,
+) -> None:
     # POST /conversations/<id>/tracker/events starts a session with no output channel.
-    predict_another, tracker = run_action(BrokenInsideRasa())
+    with caplog.at_level(logging.ERROR, logger="rasa.core.processor"):
+        predict_another, tracker = run_action(BrokenInsideRasa())
 
     assert predict_another is True
+    assert [type(event) for event in tracker.events] == [ActionExecuted]
+    assert "exception while running action 'action_unreachable'" in caplog.text
 
 
 def test_the_server_process_trims_its_heaps_in_the_background_once() -> None:
